@@ -1,0 +1,7 @@
+"""Performance estimation: the ``Estimator`` contract and its ``Result``."""
+
+from __future__ import annotations
+
+from nasforge.estimators._base import STATUSES, Estimator, Result
+
+__all__ = ["STATUSES", "Estimator", "Result"]

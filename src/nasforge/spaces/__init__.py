@@ -1,0 +1,23 @@
+"""Search spaces: the ``SearchSpace`` contract, ``Architecture`` values and the registry."""
+
+from __future__ import annotations
+
+from nasforge.spaces._base import (
+    Architecture,
+    Decision,
+    SearchSpace,
+    get_space,
+    list_spaces,
+    parse_arch,
+    register_space,
+)
+
+__all__ = [
+    "Architecture",
+    "Decision",
+    "SearchSpace",
+    "get_space",
+    "list_spaces",
+    "parse_arch",
+    "register_space",
+]

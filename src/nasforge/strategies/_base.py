@@ -1,0 +1,52 @@
+"""The strategy contract: ask for architectures, tell results. Strategies never train or look anything up.
+
+Every strategy is built as ``get_strategy(name, space, seed=..., **options)``, draws all randomness from
+one ``numpy.random.Generator`` seeded by ``seed``, may be asked several times before any ``tell``
+(parallel workers), and saves/restores itself with ``state_dict``/``load_state_dict`` (JSON-able dicts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+from nasforge.errors import NasforgeError
+from nasforge.estimators import Result
+from nasforge.spaces import Architecture, SearchSpace
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    def ask(self) -> Architecture: ...
+
+    def tell(self, arch: Architecture, result: Result) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+StrategyFactory = Callable[..., Strategy]
+_STRATEGIES: dict[str, StrategyFactory] = {}
+
+
+def register_strategy(name: str) -> Callable[[StrategyFactory], StrategyFactory]:
+    def deco(factory: StrategyFactory) -> StrategyFactory:
+        _STRATEGIES[name] = factory
+        return factory
+
+    return deco
+
+
+def list_strategies() -> list[str]:
+    return sorted(_STRATEGIES)
+
+
+def get_strategy(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> Strategy:
+    factory = _STRATEGIES.get(name)
+    if factory is None:
+        raise NasforgeError(f"unknown strategy {name!r}; known: {', '.join(list_strategies())}")
+    try:
+        return factory(space, seed=seed, **options)
+    except TypeError as e:
+        raise NasforgeError(f"bad option for strategy {name!r}: {e}") from None
