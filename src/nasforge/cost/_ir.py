@@ -21,7 +21,7 @@ Shape = tuple[int, ...]
 # fused into the producing conv/linear (or run in place), and view-like ops move no data.
 ALIAS_OPS: frozenset[str] = frozenset(
     {"batchnorm", "relu", "relu6", "hswish", "hsigmoid", "sigmoid", "silu", "gelu", "tanh",
-     "leaky_relu", "identity", "dropout", "flatten", "reshape"}
+     "leaky_relu", "identity", "dropout", "flatten", "reshape", "slice"}
 )
 
 
@@ -176,6 +176,20 @@ class GraphBuilder:
 
     def flatten(self, x: int, name: str | None = None) -> int:
         return self.add("flatten", [x], (math.prod(self.shape(x)),), name)
+
+    def split(self, x: int, sizes: Sequence[int], name: str | None = None) -> list[int]:
+        """Split along channels into pieces of ``sizes`` (``torch.split``/``chunk``): one "slice" node each,
+        a view of ``x`` (attrs start/end)."""
+        c, *rest = self.shape(x)
+        if sum(sizes) != c or any(s <= 0 for s in sizes):
+            raise NasforgeError(f"split sizes {list(sizes)} must be positive and sum to the {c} channels")
+        out: list[int] = []
+        start = 0
+        for i, s in enumerate(sizes):
+            piece = None if name is None else (f"{name}{i}" if i else name)
+            out.append(self.add("slice", [x], (s, *rest), piece, start=start, end=start + s, dim=0))
+            start += s
+        return out
 
     def channel_shuffle(self, x: int, groups: int, name: str | None = None) -> int:
         return self.add("channel_shuffle", [x], self.shape(x), name, groups=groups)

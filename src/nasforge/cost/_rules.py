@@ -96,6 +96,7 @@ RULES: dict[str, Rule] = {
     "cat": free_rule,
     "flatten": free_rule,
     "reshape": free_rule,
+    "slice": free_rule,
     "channel_shuffle": free_rule,
     "dropout": free_rule,
     "identity": free_rule,
