@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from nasforge.cost import Cost, GraphBuilder, Part, Shape, analyze, chain
+from nasforge.errors import NasforgeError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -296,3 +297,250 @@ class InvertedResidual:
         from nasforge.blocks._modules import InvertedResidualModule
 
         return InvertedResidualModule(self)
+
+
+@dataclass(frozen=True)
+class DepthwiseSeparable:
+    """MobileNetV1 block: kxk depthwise conv + BN + act, then 1x1 pointwise conv + BN + act."""
+
+    in_ch: int
+    out_ch: int
+    stride: int = 1
+    kernel: int = 3
+    act: str = "relu"
+
+    def emit(self, g: GraphBuilder, x: int) -> int:
+        with g.scope("dw"):
+            x = ConvBNAct(self.in_ch, self.in_ch, self.kernel, self.stride, self.in_ch, self.act).emit(g, x)
+        with g.scope("pw"):
+            return ConvBNAct(self.in_ch, self.out_ch, 1, 1, 1, self.act).emit(g, x)
+
+    def build(self) -> nn.Module:
+        from nasforge.blocks._modules import DepthwiseSeparableModule
+
+        return DepthwiseSeparableModule(self)
+
+
+# -- classic blocks ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fire:
+    """SqueezeNet Fire module: 1x1 squeeze conv + ReLU, then 1x1 and 3x3 expand convs (+ ReLU) concatenated.
+
+    Convs carry a bias and no batch norm, as in the paper and torchvision.
+    """
+
+    in_ch: int
+    squeeze: int
+    expand1x1: int
+    expand3x3: int
+
+    @property
+    def out_ch(self) -> int:
+        return self.expand1x1 + self.expand3x3
+
+    def emit(self, g: GraphBuilder, x: int) -> int:
+        s = g.conv2d(x, self.squeeze, 1, bias=True, name="squeeze")
+        s = g.act(s, "relu", name="squeeze_act")
+        a = g.conv2d(s, self.expand1x1, 1, bias=True, name="expand1x1")
+        a = g.act(a, "relu", name="expand1x1_act")
+        b = g.conv2d(s, self.expand3x3, 3, bias=True, name="expand3x3")
+        b = g.act(b, "relu", name="expand3x3_act")
+        return g.cat([a, b], name="cat")
+
+    def build(self) -> nn.Module:
+        from nasforge.blocks._modules import FireModule
+
+        return FireModule(self)
+
+
+@dataclass(frozen=True)
+class BasicBlock:
+    """ResNet basic block: 3x3 conv-BN-ReLU, 3x3 conv-BN, plus the shortcut, then ReLU.
+
+    The shortcut is a 1x1 conv + BN projection when the stride or the channel count changes, else identity.
+    """
+
+    in_ch: int
+    out_ch: int
+    stride: int = 1
+
+    @property
+    def has_projection(self) -> bool:
+        return self.stride != 1 or self.in_ch != self.out_ch
+
+    def emit(self, g: GraphBuilder, x: int) -> int:
+        inp = x
+        with g.scope("conv1"):
+            x = ConvBNAct(self.in_ch, self.out_ch, 3, self.stride).emit(g, x)
+        with g.scope("conv2"):
+            x = ConvBNAct(self.out_ch, self.out_ch, 3, 1, 1, "none").emit(g, x)
+        if self.has_projection:
+            with g.scope("shortcut"):
+                inp = ConvBNAct(self.in_ch, self.out_ch, 1, self.stride, 1, "none").emit(g, inp)
+        x = g.add_(x, inp, name="add")
+        return g.act(x, "relu", name="act")
+
+    def build(self) -> nn.Module:
+        from nasforge.blocks._modules import BasicBlockModule
+
+        return BasicBlockModule(self)
+
+
+@dataclass(frozen=True)
+class Bottleneck:
+    """ResNet bottleneck (v1.5: stride on the 3x3): 1x1 reduce, 3x3 (grouped for ResNeXt), 1x1 expand, each
+    conv-BN (ReLU except the last), plus the shortcut (1x1 conv + BN projection on stride/channel change), ReLU.
+
+    ``width = (out_ch / expansion) * base_width / 64 * groups`` as in torchvision: ResNet-50 is
+    ``groups=1, base_width=64``; ResNeXt-50 32x4d is ``groups=32, base_width=4``.
+    """
+
+    in_ch: int
+    out_ch: int
+    stride: int = 1
+    groups: int = 1
+    base_width: int = 64
+    expansion: int = 4
+
+    @property
+    def width(self) -> int:
+        return (self.out_ch // self.expansion) * self.base_width // 64 * self.groups
+
+    @property
+    def has_projection(self) -> bool:
+        return self.stride != 1 or self.in_ch != self.out_ch
+
+    def emit(self, g: GraphBuilder, x: int) -> int:
+        inp = x
+        w = self.width
+        with g.scope("conv1"):
+            x = ConvBNAct(self.in_ch, w, 1).emit(g, x)
+        with g.scope("conv2"):
+            x = ConvBNAct(w, w, 3, self.stride, self.groups).emit(g, x)
+        with g.scope("conv3"):
+            x = ConvBNAct(w, self.out_ch, 1, 1, 1, "none").emit(g, x)
+        if self.has_projection:
+            with g.scope("shortcut"):
+                inp = ConvBNAct(self.in_ch, self.out_ch, 1, self.stride, 1, "none").emit(g, inp)
+        x = g.add_(x, inp, name="add")
+        return g.act(x, "relu", name="act")
+
+    def build(self) -> nn.Module:
+        from nasforge.blocks._modules import BottleneckModule
+
+        return BottleneckModule(self)
+
+
+# -- shufflenet units -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShuffleV1Unit:
+    """ShuffleNet v1 unit: 1x1 group conv-BN-ReLU, channel shuffle, 3x3 depthwise-BN (stride), 1x1 group conv-BN;
+    stride 1 adds the input, stride 2 concatenates a 3x3/2 average-pooled input; then ReLU.
+
+    The bottleneck has ``out_ch // 4`` channels; at stride 2 the branch makes ``out_ch - in_ch`` channels so the
+    concat has ``out_ch``. ``first_grouped=False`` keeps the first 1x1 ungrouped (the first unit of the first
+    stage in the paper, whose input has too few channels).
+    """
+
+    in_ch: int
+    out_ch: int
+    stride: int = 1
+    groups: int = 3
+    first_grouped: bool = True
+
+    def __post_init__(self) -> None:
+        if self.stride not in (1, 2):
+            raise NasforgeError(f"ShuffleV1Unit stride {self.stride} is not allowed; allowed: 1, 2")
+        if self.stride == 1 and self.in_ch != self.out_ch:
+            raise NasforgeError(f"ShuffleV1Unit with stride 1 needs in_ch == out_ch, got {self.in_ch}, {self.out_ch}")
+        if self.stride == 2 and self.out_ch <= self.in_ch:
+            raise NasforgeError(f"ShuffleV1Unit with stride 2 needs out_ch > in_ch, got {self.in_ch}, {self.out_ch}")
+
+    @property
+    def mid(self) -> int:
+        return self.out_ch // 4
+
+    @property
+    def branch_out(self) -> int:
+        return self.out_ch - self.in_ch if self.stride == 2 else self.out_ch
+
+    def emit(self, g: GraphBuilder, x: int) -> int:
+        inp = x
+        with g.scope("pw1"):
+            x = ConvBNAct(self.in_ch, self.mid, 1, 1, self.groups if self.first_grouped else 1).emit(g, x)
+        x = g.channel_shuffle(x, self.groups, name="shuffle")
+        with g.scope("dw"):
+            x = ConvBNAct(self.mid, self.mid, 3, self.stride, self.mid, "none").emit(g, x)
+        with g.scope("pw2"):
+            x = ConvBNAct(self.mid, self.branch_out, 1, 1, self.groups, "none").emit(g, x)
+        if self.stride == 1:
+            x = g.add_(x, inp, name="add")
+        else:
+            s = g.avgpool(inp, 3, 2, 1, name="shortcut")
+            x = g.cat([s, x], name="cat")
+        return g.act(x, "relu", name="act")
+
+    def build(self) -> nn.Module:
+        from nasforge.blocks._modules import ShuffleV1UnitModule
+
+        return ShuffleV1UnitModule(self)
+
+
+@dataclass(frozen=True)
+class ShuffleV2Unit:
+    """ShuffleNet v2 unit. Stride 1: split the channels in half, run one half through 1x1-BN-ReLU,
+    3x3 depthwise-BN, 1x1-BN-ReLU, concat with the other half. Stride 2: no split; a second branch
+    (3x3/2 depthwise-BN, 1x1-BN-ReLU) replaces the identity half. Then a channel shuffle with 2 groups.
+    """
+
+    in_ch: int
+    out_ch: int
+    stride: int = 1
+
+    def __post_init__(self) -> None:
+        if self.stride not in (1, 2):
+            raise NasforgeError(f"ShuffleV2Unit stride {self.stride} is not allowed; allowed: 1, 2")
+        if self.out_ch % 2:
+            raise NasforgeError(f"ShuffleV2Unit out_ch {self.out_ch} must be even")
+        if self.stride == 1 and self.in_ch != self.out_ch:
+            raise NasforgeError(f"ShuffleV2Unit with stride 1 needs in_ch == out_ch, got {self.in_ch}, {self.out_ch}")
+
+    def branch1(self) -> tuple[ConvBNAct, ...]:
+        """The stride-2 shortcut branch (empty at stride 1)."""
+        if self.stride == 1:
+            return ()
+        c, half = self.in_ch, self.out_ch // 2
+        return (ConvBNAct(c, c, 3, self.stride, c, "none"), ConvBNAct(c, half, 1))
+
+    def branch2(self) -> tuple[ConvBNAct, ...]:
+        half = self.out_ch // 2
+        c = self.in_ch if self.stride == 2 else half
+        return (ConvBNAct(c, half, 1), ConvBNAct(half, half, 3, self.stride, half, "none"), ConvBNAct(half, half, 1))
+
+    def emit(self, g: GraphBuilder, x: int) -> int:
+        if self.stride == 1:
+            half = self.in_ch // 2
+            a, x = g.split(x, [self.in_ch - half, half], name="split")
+        else:
+            a = _emit_seq(g, x, self.branch1(), "branch1")
+        b = _emit_seq(g, x, self.branch2(), "branch2")
+        y = g.cat([a, b], name="cat")
+        return g.channel_shuffle(y, 2, name="shuffle")
+
+    def build(self) -> nn.Module:
+        from nasforge.blocks._modules import ShuffleV2UnitModule
+
+        return ShuffleV2UnitModule(self)
+
+
+def _emit_seq(g: GraphBuilder, x: int, specs: Sequence[Spec], name: str) -> int:
+    """Emit specs in order under ``name.0``, ``name.1``, ... (the paths of an ``nn.Sequential``)."""
+    with g.scope(name):
+        for i, s in enumerate(specs):
+            with g.scope(str(i)):
+                x = s.emit(g, x)
+    return x
