@@ -1,8 +1,8 @@
 """The layer IR: a list of nodes in execution order, each with its shapes and attributes.
 
 Both ways into the cost model produce this IR: the analytic path (a ``GraphBuilder`` driven by block
-specs, no torch) and the traced path (``torch.fx`` shape propagation of any module). Shapes never
-include the batch dimension: every count is per sample.
+specs, no torch) and the traced path (one real forward of any module under a torch-function mode, see
+``_trace.py``). Shapes never include the batch dimension: every count is per sample.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ Shape = tuple[int, ...]
 # Ops whose output shares storage with their input at inference time: batch norm and activations are
 # fused into the producing conv/linear (or run in place), and view-like ops move no data.
 ALIAS_OPS: frozenset[str] = frozenset(
-    {"batchnorm", "relu", "relu6", "hswish", "hsigmoid", "sigmoid", "silu", "gelu", "tanh",
-     "leaky_relu", "identity", "dropout", "flatten", "reshape", "slice"}
+    {"batchnorm", "layernorm", "groupnorm", "relu", "relu6", "hswish", "hsigmoid", "sigmoid", "silu", "gelu",
+     "tanh", "leaky_relu", "hardtanh", "clamp", "elu", "mish", "softmax", "identity", "dropout", "flatten",
+     "reshape", "slice"}
 )
 
 

@@ -25,13 +25,18 @@ FREE = OpCost(0, 0, 0)
 
 
 def conv2d_rule(n: Node) -> OpCost:
-    """Conv (also grouped, depthwise, 1x1): weights c_o*(c_i/g)*k_h*k_w, MACs that times h_o*w_o."""
+    """Conv (also grouped, depthwise, 1x1): weights c_o*(c_i/g)*k_h*k_w, MACs that times h_o*w_o.
+
+    The bias adds one op per output element. A weight already counted by an earlier node (attr ``shared``,
+    a module run twice) adds no params again.
+    """
     a = n.attrs
     kh, kw = a["kernel"]
-    co, ho, wo = n.out_shape
+    co = a["out_channels"]
+    out = n.out_numel  # = c_o*h_o*w_o
     per_out = (a["in_channels"] // a["groups"]) * kh * kw
-    bias = co if a["bias"] else 0
-    return OpCost(co * per_out + bias, co * per_out * ho * wo, co * ho * wo if a["bias"] else 0)
+    params = 0 if a.get("shared") else co * per_out + (co if a["bias"] else 0)
+    return OpCost(params, out * per_out, out if a["bias"] else 0)
 
 
 def linear_rule(n: Node) -> OpCost:
@@ -39,22 +44,32 @@ def linear_rule(n: Node) -> OpCost:
     a = n.attrs
     ci, co = a["in_features"], a["out_features"]
     rows = math.prod(n.out_shape[:-1])
-    return OpCost(co * ci + (co if a["bias"] else 0), rows * co * ci, rows * co if a["bias"] else 0)
+    params = 0 if a.get("shared") else co * ci + (co if a["bias"] else 0)
+    return OpCost(params, rows * co * ci, rows * co if a["bias"] else 0)
 
 
 def matmul_rule(n: Node) -> OpCost:
-    """matmul/bmm: one multiply-accumulate per output element per inner-dimension step."""
-    return OpCost(0, n.out_numel * n.in_shapes[0][-1])
+    """matmul/bmm: one multiply-accumulate per output element per inner-dimension step.
+
+    ``params`` (attr) counts a learned operand (``x @ self.w`` in a traced module)."""
+    return OpCost(n.attrs.get("params", 0), n.out_numel * n.in_shapes[0][-1])
 
 
 def batchnorm_rule(n: Node) -> OpCost:
     """Batch norm: 2 learnable params per channel (running stats are buffers); scale+shift per element."""
-    return OpCost(2 * n.attrs["num_features"], 0, 2 * n.out_numel)
+    a = n.attrs
+    params = 0 if a.get("shared") or not a.get("affine", True) else 2 * a["num_features"]
+    return OpCost(params, 0, 2 * n.out_numel)
+
+
+def norm_rule(n: Node) -> OpCost:
+    """Layer/group norm: the learned scale and shift (attr ``params``); normalise, scale, shift per element."""
+    return OpCost(n.attrs.get("params", 0), 0, 2 * n.out_numel)
 
 
 def elementwise_rule(n: Node) -> OpCost:
-    """Activations, add, mul: one op per output element."""
-    return OpCost(0, 0, n.out_numel)
+    """Activations, add, mul: one op per output element (attr ``params``: a learned operand such as a scale)."""
+    return OpCost(n.attrs.get("params", 0), 0, n.out_numel)
 
 
 def pool_rule(n: Node) -> OpCost:
@@ -88,11 +103,27 @@ RULES: dict[str, Rule] = {
     "silu": elementwise_rule,
     "gelu": elementwise_rule,
     "tanh": elementwise_rule,
+    "hardtanh": elementwise_rule,
+    "clamp": elementwise_rule,
+    "elu": elementwise_rule,
+    "mish": elementwise_rule,
+    "softmax": elementwise_rule,
     "add": elementwise_rule,
+    "sub": elementwise_rule,
     "mul": elementwise_rule,
+    "div": elementwise_rule,
+    "max": elementwise_rule,
+    "min": elementwise_rule,
+    "upsample": elementwise_rule,
+    "layernorm": norm_rule,
+    "groupnorm": norm_rule,
     "maxpool": pool_rule,
     "avgpool": pool_rule,
     "adaptive_avgpool": adaptive_pool_rule,
+    "adaptive_maxpool": adaptive_pool_rule,
+    "mean": adaptive_pool_rule,
+    "sum": adaptive_pool_rule,
+    "max_reduce": adaptive_pool_rule,
     "cat": free_rule,
     "flatten": free_rule,
     "reshape": free_rule,
@@ -101,6 +132,9 @@ RULES: dict[str, Rule] = {
     "dropout": free_rule,
     "identity": free_rule,
     "zero": free_rule,
+    "fill": free_rule,
+    "copy": free_rule,
+    "pad": free_rule,
 }
 
 
