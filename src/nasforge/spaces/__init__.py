@@ -21,3 +21,6 @@ __all__ = [
     "parse_arch",
     "register_space",
 ]
+
+# Spaces register themselves when imported (one import line per space module).
+from nasforge.spaces import mobilenet as _mobilenet  # noqa: F401
