@@ -1,0 +1,33 @@
+"""The search loop, the crash-safe run store, constraints and Pareto fronts, and the benchmark harness."""
+
+from __future__ import annotations
+
+from nasforge.runner._constraints import (
+    Constraint,
+    Constraints,
+    check_satisfiable,
+    cost_numbers,
+    pareto_front,
+    parse_constraint,
+    parse_constraints,
+)
+from nasforge.runner._loop import SearchResult, best_trial, evaluate_safely, pareto_trials, run_search
+from nasforge.runner._store import RunStore, Trial, is_run_dir
+
+__all__ = [
+    "Constraint",
+    "Constraints",
+    "RunStore",
+    "SearchResult",
+    "Trial",
+    "best_trial",
+    "check_satisfiable",
+    "cost_numbers",
+    "evaluate_safely",
+    "is_run_dir",
+    "pareto_front",
+    "pareto_trials",
+    "parse_constraint",
+    "parse_constraints",
+    "run_search",
+]

@@ -1,0 +1,361 @@
+"""The search loop: ask, check constraints, evaluate (inline or in a process pool), tell, store.
+
+The schedule is a deterministic function of what the strategy asks, so the same seed gives the same
+run for any worker timing: keep up to ``workers`` evaluations in flight, and always tell the *oldest*
+one next (tell in ask order). A candidate that breaks a constraint is recorded ``infeasible`` and told at
+once (reward None), before anything else is asked; it does not use up the evaluation budget.
+
+Resume: open the store, build a fresh strategy with the same seed, replay the ask/tell log into it
+(every replayed ask must give the recorded architecture), then re-evaluate the trials that were asked but
+not told (in ask order) and continue. Because the store is always a prefix of the event log of the
+uninterrupted run, a run killed at any point and resumed ends with the same trials and result.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from nasforge import __version__
+from nasforge.errors import NasforgeError
+from nasforge.estimators import Estimator, Result
+from nasforge.runner._constraints import Constraint, Constraints, LatencyFn, pareto_front
+from nasforge.runner._store import RunStore, Trial
+from nasforge.spaces import Architecture, SearchSpace
+
+if TYPE_CHECKING:  # strategies are imported lazily: pool workers only evaluate and need not load them
+    from nasforge.strategies import Strategy
+
+Progress = Callable[["Trial", "Trial | None", int, int], None]
+"""``progress(trial, best_so_far, evaluations_done, budget)`` after every told trial."""
+
+SNAPSHOT_SECONDS = 2.0  # strategy state snapshots are written at most this often (and at the end)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a search gave: every trial in ask order, the best by reward, and the Pareto front."""
+
+    trials: tuple[Trial, ...]
+    best: Trial | None
+    pareto: tuple[Trial, ...]
+    objective: str | None
+    run_dir: Path | None = None
+    stopped: str = "budget"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"best": None if self.best is None else self.best.to_dict(),
+                "pareto": [t.to_dict() for t in self.pareto], "objective": self.objective,
+                "trials": len(self.trials), "stopped": self.stopped,
+                "run_dir": None if self.run_dir is None else str(self.run_dir)}
+
+
+def best_trial(trials: Sequence[Trial]) -> Trial | None:
+    """The ok trial with the highest reward; of equal rewards the first asked keeps it."""
+    best: Trial | None = None
+    for t in trials:
+        if t.ok and t.reward is not None and (best is None or t.reward > (best.reward or -math.inf)):
+            best = t
+    return best
+
+
+def pareto_trials(trials: Sequence[Trial], objective: str) -> tuple[Trial, ...]:
+    """Ok trials not dominated in (max reward, min ``cost[objective]``), by increasing cost."""
+    pts = [t for t in trials if t.ok and isinstance(t.cost.get(objective), int | float)]
+    idx = pareto_front([(float(t.reward or 0.0), float(t.cost[objective])) for t in pts])
+    return tuple(pts[i] for i in idx)
+
+
+# -- evaluation (runs in the main process or in a pool worker) ------------------------------------------
+def evaluate_safely(estimator: Estimator, arch: Architecture) -> tuple[Result, float]:
+    """(result, wall seconds); an estimator that raises or returns nonsense gives status ``failed``."""
+    t0 = time.perf_counter()
+    try:
+        res = estimator.evaluate(arch)
+        if not isinstance(res, Result):
+            res = Result.failure(f"estimator returned {type(res).__name__}, not a Result")
+        elif res.status == "ok" and (res.reward is None or not math.isfinite(float(res.reward))):
+            res = Result(None, res.metrics, res.cost, res.seconds, "failed", f"reward is {res.reward}")
+    except Exception as e:  # the search goes on; the error text is kept with the trial
+        last = traceback.format_exception_only(type(e), e)[-1].strip()
+        res = Result.failure(last)
+    return res, time.perf_counter() - t0
+
+
+_WORKER_ESTIMATOR: Estimator | None = None
+
+
+def _init_worker(estimator: Estimator) -> None:
+    global _WORKER_ESTIMATOR
+    _WORKER_ESTIMATOR = estimator
+
+
+def _evaluate_in_worker(arch: Architecture) -> tuple[Result, float]:
+    assert _WORKER_ESTIMATOR is not None
+    return evaluate_safely(_WORKER_ESTIMATOR, arch)
+
+
+class _Pending(Protocol):
+    def result(self) -> tuple[Result, float]: ...
+
+
+class _Inline:
+    """An evaluation run lazily in this process when its result is wanted (workers=1)."""
+
+    def __init__(self, estimator: Estimator, arch: Architecture) -> None:
+        self.estimator, self.arch = estimator, arch
+
+    def result(self) -> tuple[Result, float]:
+        return evaluate_safely(self.estimator, self.arch)
+
+
+class _Backend:
+    """Inline evaluation for one worker, a spawn-safe process pool for more."""
+
+    def __init__(self, estimator: Estimator, workers: int) -> None:
+        self.estimator = estimator
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_init_worker, initargs=(self.estimator,))
+        return self.pool
+
+    def submit(self, arch: Architecture) -> _Pending:
+        if self.workers <= 1:
+            return _Inline(self.estimator, arch)
+        fut: Future[tuple[Result, float]] = self._pool().submit(_evaluate_in_worker, arch)
+        return fut
+
+    def restart(self) -> None:
+        """After a worker died: drop the broken pool (the next submit makes a new one)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+# -- the loop ----------------------------------------------------------------------------------------------
+def run_search(
+    space: SearchSpace,
+    strategy: Strategy | str,
+    estimator: Estimator,
+    budget: int,
+    constraints: Constraints | Sequence[str | Constraint] | str = (),
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    workers: int = 1,
+    resume: bool = False,
+    progress: Progress | None = None,
+    *,
+    precision: str = "fp32",
+    resolution: int | None = None,
+    latency_fn: LatencyFn | None = None,
+    objective: str | None = "macs",
+    max_trials: int | None = None,
+    strategy_options: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+) -> SearchResult:
+    """Search ``space`` with ``strategy`` until ``budget`` evaluations are told; returns the trials and best.
+
+    ``strategy`` is a ``Strategy`` (fresh, built with ``seed``) or a registry name built here as
+    ``get_strategy(name, space, seed, **strategy_options)``. ``constraints`` are strings like
+    ``'macs<=50e6'`` (checked on ``space.cost`` at ``precision``/``resolution``; ``latency<=`` needs
+    ``latency_fn``). Infeasible candidates do not count against ``budget`` but against ``max_trials``
+    (default 100 x budget), which stops a search whose strategy proposes only infeasible archs.
+    ``objective`` names the cost key of the Pareto front (reward vs cost); None for a single objective.
+    ``out_dir`` None keeps the run in memory; otherwise a run directory is created (it must not exist or be
+    empty), or continued with ``resume=True``. ``workers > 1`` evaluates in a process pool (the estimator
+    must be picklable); the tell order is the ask order, so results do not depend on timing.
+    """
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
+        raise NasforgeError(f"budget must be an integer > 0, got {budget!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers <= 0:
+        raise NasforgeError(f"workers must be an integer > 0, got {workers!r}")
+    cons = constraints if isinstance(constraints, Constraints) else Constraints.of(
+        constraints, precision, resolution, latency_fn)
+    cap = max_trials if max_trials is not None else 100 * budget
+    if resume and out_dir is None:
+        raise NasforgeError("resume needs the run directory (out_dir)")
+    label = strategy if isinstance(strategy, str) else None
+    if isinstance(strategy, str):
+        from nasforge.strategies import get_strategy
+
+        strategy = get_strategy(strategy, space, seed=seed, **(strategy_options or {}))
+    cfg: dict[str, Any] = {
+        "format": "nasforge-run", "nasforge_version": __version__, "space": space.name,
+        "strategy": label, "strategy_class": type(strategy).__name__, "strategy_options": strategy_options or {},
+        "estimator": type(estimator).__name__, "budget": budget, "seed": seed, "workers": workers,
+        "constraints": cons.texts(), "precision": cons.precision, "resolution": cons.resolution,
+        "objective": objective, "max_trials": cap, "extra": config or {},
+    }
+
+    store: RunStore | None = None
+    if out_dir is not None:
+        if resume:
+            store = RunStore.open(out_dir)
+            _check_same_run(store.config, cfg, Path(out_dir))
+            if store.config.get("budget") != budget or store.config.get("workers") != workers:
+                store.update_config(budget=budget, workers=workers, max_trials=cap)
+        else:
+            store = RunStore.create(out_dir, {**cfg, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    try:
+        return _Loop(space, strategy, estimator, budget, cons, workers, progress, objective, cap, store).run()
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _check_same_run(old: dict[str, Any], new: dict[str, Any], path: Path) -> None:
+    for key in ("space", "strategy_class", "strategy_options", "seed", "constraints", "precision", "resolution"):
+        if old.get(key) != new.get(key):
+            raise NasforgeError(f"cannot resume {path}: {key} was {old.get(key)!r}, now {new.get(key)!r}")
+
+
+class _Loop:
+    def __init__(self, space: SearchSpace, strategy: Strategy, estimator: Estimator, budget: int,
+                 cons: Constraints, workers: int, progress: Progress | None, objective: str | None,
+                 cap: int, store: RunStore | None) -> None:
+        self.space, self.strategy, self.estimator = space, strategy, estimator
+        self.budget, self.cons, self.workers, self.progress = budget, cons, workers, progress
+        self.objective, self.cap, self.store = objective, cap, store
+        self.trials: list[Trial] = []
+        self.archs: list[Architecture] = []
+        self.evals_asked = 0
+        self.done = 0
+        self.best: Trial | None = None
+        self._last_snapshot = time.monotonic()
+
+    # replay ------------------------------------------------------------------------------------------
+    def replay(self) -> list[int]:
+        """Feed the stored event log into the fresh strategy; returns the asked-not-told trial numbers."""
+        assert self.store is not None
+        stored = self.store.trials()
+        told: set[int] = set()
+        for step, (kind, number) in enumerate(self.store.events()):
+            rec = stored[number]
+            if kind == "ask":
+                arch = self.strategy.ask()
+                if number != len(self.archs) or str(arch) != rec.arch or tuple(arch.choices) != rec.choices:
+                    raise NasforgeError(
+                        f"cannot resume {self.store.path}: replayed ask (event {step}) gave {arch} but trial "
+                        f"{number} recorded {rec.arch}; the strategy, its seed or options differ from the run's")
+                self.archs.append(arch)
+                self.trials.append(rec)
+                if rec.status != "infeasible":
+                    self.evals_asked += 1
+            else:
+                self.strategy.tell(self.archs[number], rec.result())
+                told.add(number)
+                if rec.status != "infeasible":
+                    self.done += 1
+                self._update_best(rec)
+        return [t.number for t in self.trials if t.number not in told]
+
+    # the schedule ----------------------------------------------------------------------------------------
+    def run(self) -> SearchResult:
+        backend = _Backend(self.estimator, self.workers)
+        inflight: deque[tuple[int, _Pending]] = deque()
+        stopped = "budget"
+        try:
+            if self.store is not None:
+                for number in self.replay():
+                    inflight.append((number, backend.submit(self.archs[number])))
+            exhausted = False
+            while True:
+                while (not exhausted and self.evals_asked < self.budget and len(inflight) < self.workers
+                       and len(self.trials) < self.cap):
+                    item = self._ask(backend)
+                    if item is None:
+                        exhausted, stopped = True, "strategy exhausted"
+                    elif item[1] is not None:
+                        inflight.append((item[0], item[1]))
+                if not inflight:
+                    if len(self.trials) >= self.cap and self.evals_asked < self.budget:
+                        stopped = "max_trials"
+                    break
+                number, pending = inflight.popleft()
+                try:
+                    res, wall = pending.result()
+                except BrokenProcessPool:
+                    res, wall = Result.failure("worker process died (killed or out of memory)"), 0.0
+                    backend.restart()
+                    inflight = deque((n, backend.submit(self.archs[n])) for n, _ in inflight)
+                self._tell(number, res, wall)
+            if self.store is not None:
+                self.store.save_strategy_state(self.strategy.state_dict())
+        finally:
+            backend.close()
+        pareto = pareto_trials(self.trials, self.objective) if self.objective else ()
+        return SearchResult(tuple(self.trials), self.best, pareto, self.objective,
+                            None if self.store is None else self.store.path, stopped)
+
+    def _ask(self, backend: _Backend) -> tuple[int, _Pending | None] | None:
+        try:
+            arch = self.strategy.ask()
+        except StopIteration:
+            return None
+        number = len(self.trials)
+        feasible, numbers, bad = True, dict[str, float](), list[str]()
+        try:
+            feasible, numbers, bad = self.cons.check(self.space, arch)
+        except NasforgeError:
+            raise
+        except Exception as e:
+            if self.cons.items:
+                raise NasforgeError(f"cannot check constraints of {arch}: {type(e).__name__}: {e}") from e
+        trial = Trial(number, str(arch), tuple(int(c) for c in arch.choices), "running", cost=numbers,
+                      started_at=time.time())
+        self.archs.append(arch)
+        self.trials.append(trial)
+        if not feasible:  # asked and told in one transaction: never left pending by a crash
+            self._tell(number, Result(None, {}, numbers, 0.0, "infeasible", "; ".join(bad)), 0.0, asked=True)
+            return number, None
+        if self.store is not None:
+            self.store.record_ask(number, trial.arch, trial.choices, numbers, trial.started_at)
+        self.evals_asked += 1
+        return number, backend.submit(arch)
+
+    def _tell(self, number: int, res: Result, wall: float, asked: bool = False) -> None:
+        old = self.trials[number]
+        cost = {**old.cost, **res.cost}
+        res = Result(res.reward if res.status == "ok" else None, dict(res.metrics), cost, float(res.seconds),
+                     res.status, res.error)
+        self.strategy.tell(self.archs[number], res)
+        state = None
+        now = time.monotonic()
+        if self.store is not None and now - self._last_snapshot >= SNAPSHOT_SECONDS:
+            state, self._last_snapshot = self.strategy.state_dict(), now
+        if self.store is not None:
+            if asked:
+                self.store.record_ask(number, old.arch, old.choices, old.cost, old.started_at,
+                                      tell=(res, wall, state))
+            else:
+                self.store.record_tell(number, res, wall, state)
+        trial = Trial(number, old.arch, old.choices, res.status, res.reward, dict(res.metrics), cost,
+                      res.seconds, wall, old.started_at, time.time(), res.error)
+        self.trials[number] = trial
+        if res.status != "infeasible":
+            self.done += 1
+        self._update_best(trial)
+        if self.progress is not None:
+            self.progress(trial, self.best, self.done, self.budget)
+
+    def _update_best(self, t: Trial) -> None:
+        if t.ok and t.reward is not None and (self.best is None or t.reward > (self.best.reward or -math.inf)):
+            self.best = t

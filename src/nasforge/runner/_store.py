@@ -1,0 +1,307 @@
+"""The run store: one run directory with ``trials.sqlite`` and ``config.yaml``.
+
+Storage contract (what resume relies on):
+- ``meta`` holds ``format = nasforge-run``, the schema ``version`` and the run ``config`` (JSON). A directory
+  is a nasforge run exactly when its ``trials.sqlite`` has that ``format`` row.
+- ``trials`` has one row per asked architecture, numbered 0, 1, ... in ask order. A row is inserted with
+  status ``running`` in the same transaction as its ``ask`` event, and completed (status, reward, metrics,
+  cost, timings, error) in the same transaction as its ``tell`` event. So after a crash at any point, the
+  store is a prefix of the uninterrupted run's event log: every ``running`` trial was asked, not told.
+- ``events`` is the ordered log of ``ask``/``tell`` events (``seq`` ascending); replaying it into a fresh
+  strategy with the same seed reproduces the strategy's state.
+- ``strategy_state`` keeps the latest ``state_dict()`` snapshot (for inspection; resume replays events).
+- SQLite runs in WAL mode; every write is one transaction. ``config.yaml`` is written atomically
+  (temp file + rename), and a new run directory is assembled under a temporary name and renamed into
+  place, so a run directory is never left half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nasforge.errors import NasforgeError
+from nasforge.estimators import Result
+
+FORMAT = "nasforge-run"
+VERSION = 1
+DB_NAME = "trials.sqlite"
+CONFIG_NAME = "config.yaml"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE trials (
+    number INTEGER PRIMARY KEY,
+    arch TEXT NOT NULL,
+    choices TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reward REAL,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    cost TEXT NOT NULL DEFAULT '{}',
+    seconds REAL,
+    wall_seconds REAL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    error TEXT
+);
+CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, trial INTEGER NOT NULL);
+CREATE TABLE strategy_state (id INTEGER PRIMARY KEY CHECK (id = 1), after_seq INTEGER NOT NULL, state TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One asked architecture and what became of it (status ``running`` until it is told)."""
+
+    number: int
+    arch: str
+    choices: tuple[int, ...]
+    status: str
+    reward: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None
+    wall_seconds: float | None = None
+    started_at: float = 0.0
+    finished_at: float | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self.reward is not None
+
+    def result(self) -> Result:
+        """The ``Result`` the strategy was told (rebuilt from the stored row)."""
+        if self.status == "running":
+            raise ValueError(f"trial {self.number} has no result yet")
+        return Result(self.reward, dict(self.metrics), dict(self.cost), float(self.seconds or 0.0),
+                      self.status, self.error)
+
+    def key(self) -> tuple[Any, ...]:
+        """Everything that must match between two runs with the same seed (not the timings)."""
+        return (self.number, self.arch, self.choices, self.status, self.reward,
+                json.dumps(self.metrics, sort_keys=True), json.dumps(self.cost, sort_keys=True), self.error)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"number": self.number, "arch": self.arch, "choices": list(self.choices), "status": self.status,
+                "reward": self.reward, "metrics": self.metrics, "cost": self.cost, "seconds": self.seconds,
+                "wall_seconds": self.wall_seconds, "started_at": self.started_at,
+                "finished_at": self.finished_at, "error": self.error}
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "tolist"):  # numpy arrays and scalars, torch tensors
+        return o.tolist()
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def dumps(obj: Any) -> str:
+    """JSON with numpy/torch values turned into lists (floats round-trip exactly)."""
+    return json.dumps(obj, default=_json_default, sort_keys=True)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file in the same folder and an atomic rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` holds a nasforge run store."""
+    db = Path(path) / DB_NAME
+    if not db.is_file():
+        return False
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            row = con.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+    return row is not None and row[0] == FORMAT
+
+
+def _connect(db: Path) -> sqlite3.Connection:
+    con = sqlite3.connect(db, isolation_level=None, timeout=30.0)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: consistent after a crash; a lost tail is replayed
+    return con
+
+
+class RunStore:
+    """A run directory: create it (``RunStore.create``) or open an existing run (``RunStore.open``)."""
+
+    def __init__(self, path: Path, con: sqlite3.Connection) -> None:
+        self.path = path
+        self._con = con
+
+    # -- opening -----------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, out_dir: str | os.PathLike[str], config: dict[str, Any]) -> RunStore:
+        """A new run at ``out_dir``, which must not exist or be an empty folder (never overwritten)."""
+        path = Path(out_dir)
+        if path.exists():
+            if is_run_dir(path):
+                raise NasforgeError(f"{path} is already a nasforge run; resume it or choose a new directory")
+            if not path.is_dir():
+                raise NasforgeError(f"output path {path} exists and is not a directory; choose a new directory")
+            if any(path.iterdir()):
+                raise NasforgeError(f"output directory {path} exists and is not a nasforge run; refusing to write")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        try:
+            write_atomic(tmp / CONFIG_NAME, yaml.safe_dump(json.loads(dumps(config)), sort_keys=False))
+            con = _connect(tmp / DB_NAME)
+            try:
+                con.execute("BEGIN")
+                for stmt in _SCHEMA.strip().split(";"):
+                    if stmt.strip():
+                        con.execute(stmt)
+                con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                                [("format", FORMAT), ("version", str(VERSION)), ("config", dumps(config))])
+                con.execute("COMMIT")
+            finally:
+                con.close()
+            os.rename(tmp, path)  # atomic; replaces an empty folder, fails on a non-empty one
+        except BaseException:
+            for p in sorted(tmp.glob("*")):
+                p.unlink()
+            if tmp.exists():
+                tmp.rmdir()
+            raise
+        return cls(path, _connect(path / DB_NAME))
+
+    @classmethod
+    def open(cls, run_dir: str | os.PathLike[str]) -> RunStore:
+        """An existing run; anything else raises ``NasforgeError``."""
+        path = Path(run_dir)
+        if not is_run_dir(path):
+            raise NasforgeError(f"{path} is not a nasforge run (no {DB_NAME} with a run in it)")
+        store = cls(path, _connect(path / DB_NAME))
+        version = store._meta("version")
+        if version != str(VERSION):
+            store.close()
+            raise NasforgeError(f"{path}: run store version {version} is not supported (expected {VERSION})")
+        return store
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _txn(self) -> Iterator[sqlite3.Connection]:
+        self._con.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._con
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        self._con.execute("COMMIT")
+
+    def _meta(self, key: str) -> str | None:
+        row = self._con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- config ------------------------------------------------------------------------------------
+    @property
+    def config(self) -> dict[str, Any]:
+        text = self._meta("config")
+        return {} if text is None else dict(json.loads(text))
+
+    def update_config(self, **changes: Any) -> None:
+        """Record changed settings (e.g. a budget extended on resume) in the store and ``config.yaml``."""
+        cfg = {**self.config, **changes}
+        with self._txn() as con:
+            con.execute("UPDATE meta SET value = ? WHERE key = 'config'", (dumps(cfg),))
+        write_atomic(self.path / CONFIG_NAME, yaml.safe_dump(json.loads(dumps(cfg)), sort_keys=False))
+
+    # -- trials and events -------------------------------------------------------------------------
+    def record_ask(self, number: int, arch: str, choices: tuple[int, ...], cost: dict[str, Any] | None = None,
+                   started_at: float | None = None,
+                   tell: tuple[Result, float | None, dict[str, Any] | None] | None = None) -> None:
+        """Insert trial ``number`` as running and log its ask, in one transaction.
+
+        With ``tell=(result, wall_seconds, state)`` the trial is also completed in the same transaction
+        (used for candidates rejected by a constraint, which are told at once).
+        """
+        with self._txn() as con:
+            con.execute("INSERT INTO trials (number, arch, choices, status, cost, started_at) "
+                        "VALUES (?, ?, ?, 'running', ?, ?)",
+                        (number, arch, json.dumps(list(choices)), dumps(cost or {}),
+                         time.time() if started_at is None else started_at))
+            con.execute("INSERT INTO events (kind, trial) VALUES ('ask', ?)", (number,))
+            if tell is not None:
+                self._complete(con, number, *tell)
+
+    def record_tell(self, number: int, result: Result, wall_seconds: float | None = None,
+                    state: dict[str, Any] | None = None) -> None:
+        """Complete trial ``number`` with its result, log the tell (and a strategy snapshot), in one transaction."""
+        with self._txn() as con:
+            self._complete(con, number, result, wall_seconds, state)
+
+    @staticmethod
+    def _complete(con: sqlite3.Connection, number: int, result: Result, wall_seconds: float | None,
+                  state: dict[str, Any] | None) -> None:
+        reward = result.reward
+        if reward is not None and not math.isfinite(reward):
+            reward = None
+        cur = con.execute(
+            "UPDATE trials SET status = ?, reward = ?, metrics = ?, cost = ?, seconds = ?, wall_seconds = ?, "
+            "finished_at = ?, error = ? WHERE number = ? AND status = 'running'",
+            (result.status, reward, dumps(result.metrics), dumps(result.cost), result.seconds,
+             wall_seconds, time.time(), result.error, number))
+        if cur.rowcount != 1:
+            raise RuntimeError(f"trial {number} is not running; cannot record its result")
+        seq = con.execute("INSERT INTO events (kind, trial) VALUES ('tell', ?)", (number,)).lastrowid
+        if state is not None:
+            con.execute("INSERT OR REPLACE INTO strategy_state (id, after_seq, state) VALUES (1, ?, ?)",
+                        (seq, dumps(state)))
+
+    def save_strategy_state(self, state: dict[str, Any]) -> None:
+        with self._txn() as con:
+            seq = con.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+            con.execute("INSERT OR REPLACE INTO strategy_state (id, after_seq, state) VALUES (1, ?, ?)",
+                        (seq, dumps(state)))
+
+    def strategy_state(self) -> dict[str, Any] | None:
+        row = self._con.execute("SELECT state FROM strategy_state WHERE id = 1").fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def events(self) -> list[tuple[str, int]]:
+        """The ordered (kind, trial number) log."""
+        return [(str(k), int(t)) for k, t in self._con.execute("SELECT kind, trial FROM events ORDER BY seq")]
+
+    def trials(self) -> list[Trial]:
+        rows = self._con.execute(
+            "SELECT number, arch, choices, status, reward, metrics, cost, seconds, wall_seconds, started_at, "
+            "finished_at, error FROM trials ORDER BY number")
+        return [Trial(int(r[0]), str(r[1]), tuple(json.loads(r[2])), str(r[3]), r[4], json.loads(r[5]),
+                      json.loads(r[6]), r[7], r[8], float(r[9]), r[10], r[11]) for r in rows]
