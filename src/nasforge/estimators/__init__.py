@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from nasforge.estimators._base import STATUSES, Estimator, Result
+from nasforge.estimators._tabular import TabularEstimator
 
-__all__ = ["STATUSES", "Estimator", "Result"]
+__all__ = ["STATUSES", "Estimator", "Result", "TabularEstimator"]
