@@ -1,0 +1,161 @@
+"""Torch modules of the cell ops and cells. Each runs exactly the layers its spec's ``emit`` lists, in order."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from nasforge.spaces._cell_ops import (
+    BNReLU,
+    CellPool,
+    Conv7x1x7,
+    DilConv,
+    FactorizedReduce,
+    ReLUConvBN,
+    ResNetBasicBlock,
+    SepConv,
+    Zero,
+)
+from nasforge.spaces.nb201 import NB201Cell
+
+
+class ReLUConvBNModule(nn.Sequential):
+    def __init__(self, s: ReLUConvBN) -> None:
+        super().__init__()
+        self.relu = nn.ReLU(inplace=False)
+        self.conv = nn.Conv2d(s.c_in, s.c_out, s.kernel, s.stride, s.kernel // 2, bias=False)
+        self.bn = nn.BatchNorm2d(s.c_out)
+
+
+class BNReLUModule(nn.Sequential):
+    def __init__(self, s: BNReLU) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(s.channels)
+        self.relu = nn.ReLU(inplace=True)
+
+
+class CellPoolModule(nn.Module):
+    def __init__(self, s: CellPool) -> None:
+        super().__init__()
+        self.pre = ReLUConvBNModule(ReLUConvBN(s.c_in, s.c_out, 1)) if s.c_in != s.c_out else None
+        self.pool: nn.Module
+        if s.kind == "avg":
+            self.pool = nn.AvgPool2d(s.kernel, s.stride, s.kernel // 2, count_include_pad=False)
+        else:
+            self.pool = nn.MaxPool2d(s.kernel, s.stride, s.kernel // 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.pre is not None:
+            x = self.pre(x)
+        return self.pool(x)
+
+
+class FactorizedReduceModule(nn.Module):
+    def __init__(self, s: FactorizedReduce) -> None:
+        super().__init__()
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(s.c_in, s.c_out // 2, 1, 2, 0, bias=False)
+        self.conv_2 = nn.Conv2d(s.c_in, s.c_out // 2, 1, 2, 0, bias=False)
+        self.bn = nn.BatchNorm2d(s.c_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.relu(x)
+        a = self.conv_1(x)
+        b = self.conv_2(x[:, :, 1:, 1:])
+        return self.bn(torch.cat([a, b], dim=1))
+
+
+class SepConvModule(nn.Sequential):
+    def __init__(self, s: SepConv) -> None:
+        super().__init__()
+        k, c = s.kernel, s.c_in
+        self.relu_1 = nn.ReLU(inplace=False)
+        self.dw_1 = nn.Conv2d(c, c, k, s.stride, k // 2, groups=c, bias=False)
+        self.pw_1 = nn.Conv2d(c, c, 1, bias=False)
+        self.bn_1 = nn.BatchNorm2d(c)
+        self.relu_2 = nn.ReLU(inplace=False)
+        self.dw_2 = nn.Conv2d(c, c, k, 1, k // 2, groups=c, bias=False)
+        self.pw_2 = nn.Conv2d(c, s.c_out, 1, bias=False)
+        self.bn_2 = nn.BatchNorm2d(s.c_out)
+
+
+class DilConvModule(nn.Sequential):
+    def __init__(self, s: DilConv) -> None:
+        super().__init__()
+        pad = s.dilation * (s.kernel - 1) // 2
+        self.relu = nn.ReLU(inplace=False)
+        self.dw = nn.Conv2d(s.c_in, s.c_in, s.kernel, s.stride, pad, dilation=s.dilation, groups=s.c_in, bias=False)
+        self.pw = nn.Conv2d(s.c_in, s.c_out, 1, bias=False)
+        self.bn = nn.BatchNorm2d(s.c_out)
+
+
+class Conv7x1x7Module(nn.Sequential):
+    def __init__(self, s: Conv7x1x7) -> None:
+        super().__init__()
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1x7 = nn.Conv2d(s.c_in, s.c_in, (1, 7), (1, s.stride), (0, 3), bias=False)
+        self.conv_7x1 = nn.Conv2d(s.c_in, s.c_out, (7, 1), (s.stride, 1), (3, 0), bias=False)
+        self.bn = nn.BatchNorm2d(s.c_out)
+
+
+class ZeroModule(nn.Module):
+    """Zeros of the node's shape: ``torch.zeros_like`` of the input (strided first at stride 2)."""
+
+    def __init__(self, s: Zero) -> None:
+        super().__init__()
+        self.stride = s.stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.stride != 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        return torch.zeros_like(x)
+
+
+class ResNetBasicBlockModule(nn.Module):
+    def __init__(self, s: ResNetBasicBlock) -> None:
+        super().__init__()
+        self.conv_a = ReLUConvBNModule(ReLUConvBN(s.c_in, s.c_out, 3, s.stride))
+        self.conv_b = ReLUConvBNModule(ReLUConvBN(s.c_out, s.c_out, 3, 1))
+        self.down: nn.Module | None
+        if s.stride == 2:
+            self.down = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(s.c_in, s.c_out, 1, bias=False))
+        elif s.c_in != s.c_out:
+            self.down = ReLUConvBNModule(ReLUConvBN(s.c_in, s.c_out, 1))
+        else:
+            self.down = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.conv_b(self.conv_a(x))
+        r = self.down(x) if self.down is not None else x
+        return r + y
+
+
+class NB201CellModule(nn.Module):
+    """An NB201 cell: node j sums its non-``none`` edges in string order; all-``none`` gives zeros."""
+
+    def __init__(self, s: NB201Cell) -> None:
+        super().__init__()
+        self.edges = nn.ModuleList()
+        self.plan: list[list[tuple[int, int]]] = []  # per node: (source, module index or -1 for skip)
+        for node in s.plan():
+            row = []
+            for src, spec in node:
+                if spec is None:
+                    row.append((src, -1))
+                else:
+                    row.append((src, len(self.edges)))
+                    self.edges.append(spec.build())
+            self.plan.append(row)
+        self.zero = ZeroModule(Zero())
+
+    def forward(self, x: Tensor) -> Tensor:
+        nodes = [x]
+        for row in self.plan:
+            out: Tensor | None = None
+            for src, k in row:
+                y = nodes[src] if k < 0 else self.edges[k](nodes[src])
+                out = y if out is None else out + y
+            if out is None:
+                out = self.zero(nodes[0])
+            nodes.append(out)
+        return nodes[-1]
