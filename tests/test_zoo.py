@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
 from nasforge.blocks import NetworkSpec
+from nasforge.cli import main
 from nasforge.errors import NasforgeError
 from nasforge.zoo import ModelInfo, _registry, create, list_models, min_resolution, model_info, register_model
 
@@ -145,3 +149,53 @@ def test_register_model_enrols_a_builder(monkeypatch: pytest.MonkeyPatch) -> Non
     assert create("toy", 5, 64).cost().output_shape == (5,)
     with pytest.raises(ValueError, match="registered twice"):
         register_model(family="toy", top1=1.0, top1_source="", macs=1, macs_source="")(toy)
+
+
+# -- the `nasforge zoo` command ------------------------------------------------------------------------
+
+
+def test_cli_zoo_table_lists_every_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["zoo"]) == 0
+    out = capsys.readouterr().out
+    for name in MODELS:
+        assert name in out
+    assert "15,470.3" in out  # vgg16 MACs (M) at 224
+
+
+def test_cli_zoo_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["zoo", "--resolution", "160", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == MODELS
+    keys = {"name", "family", "resolution", "precision", "params", "macs", "activations", "peak_memory_bytes",
+            "weight_bytes", "top1", "top1_source", "published_macs", "macs_source"}
+    assert all(set(r) == keys for r in rows)
+    r18 = next(r for r in rows if r["name"] == "resnet18")
+    spec_cost = create("resnet18", resolution=160).cost()
+    assert (r18["resolution"], r18["params"], r18["macs"]) == (160, 11_689_512, spec_cost.macs)
+    assert (r18["peak_memory_bytes"], r18["weight_bytes"]) == (4 * spec_cost.peak_activations, 4 * 11_689_512)
+
+
+def test_cli_zoo_plot_writes_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "zoo.png"
+    assert main(["zoo", "--json", "--plot", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.stat().st_size > 10_000
+    json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--resolution", "0"], "resolution 0 must be a positive integer"),
+        (["--resolution", "-5"], "resolution -5 must be a positive integer"),
+        (["--resolution", "40"], "resolution 40 is too small for alexnet: its downsampling needs at least 63"),
+        (["--resolution", "abc"], "--resolution"),
+        (["--plot", "zoo.jpg"], "must end with .png"),
+        (["--plot", "no/such/folder/zoo.png"], "does not exist"),
+    ],
+)
+def test_cli_zoo_bad_input_exits_2(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["zoo", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1

@@ -8,5 +8,15 @@ from __future__ import annotations
 
 from nasforge.zoo import _alexnet, _mobilenet, _resnet, _shufflenet, _squeezenet, _vgg  # noqa: F401  (register)
 from nasforge.zoo._registry import ModelInfo, create, list_models, min_resolution, model_info, register_model
+from nasforge.zoo._summary import plot_accuracy_vs_macs, summary
 
-__all__ = ["ModelInfo", "create", "list_models", "min_resolution", "model_info", "register_model"]
+__all__ = [
+    "ModelInfo",
+    "create",
+    "list_models",
+    "min_resolution",
+    "model_info",
+    "plot_accuracy_vs_macs",
+    "register_model",
+    "summary",
+]
