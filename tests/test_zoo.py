@@ -136,6 +136,17 @@ def test_min_resolution_is_tight(name: str) -> None:
             create(name, resolution=r - 1)
 
 
+@pytest.mark.parametrize("name", ["squeezenet1_0", "squeezenet1_1", "alexnet"])
+def test_min_resolution_agrees_with_torch(name: str) -> None:
+    """The analytic shapes (ceil-mode pools, unpadded convs) give the same limit torch has."""
+    r = min_resolution(name)
+    m = _cheap_module(create(name, num_classes=3, resolution=r))
+    with torch.no_grad():
+        assert m(torch.rand(1, 3, r, r)).shape == (1, 3)
+        with pytest.raises(RuntimeError):
+            m(torch.rand(1, 3, r - 1, r - 1))
+
+
 def test_register_model_enrols_a_builder(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_registry, "_BUILDERS", dict(_registry._BUILDERS))
     monkeypatch.setattr(_registry, "_INFO", dict(_registry._INFO))
