@@ -228,7 +228,7 @@ class _Tracer(TorchFunctionMode):
             a, b = (ins[0], ins[1]) if name in MATMUL else (ins[1], ins[2])
             if name == "rmatmul":
                 a, b = b, a
-            self.emit("matmul", [a, b], o, params=self.free_params([a, b]) or None)
+            self.emit("matmul", [a, b], o, params=self.free_params(ins) or None)
         elif name in NORMS:
             w_i, b_i = (3, 4) if name == "batch_norm" else (2, 3)
             w, b = _arg(args, kwargs, w_i, "weight"), _arg(args, kwargs, b_i, "bias")
