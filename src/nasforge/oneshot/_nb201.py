@@ -1,0 +1,99 @@
+"""The NB201 supernet: NB201's macro network with a choice block on every edge of every cell.
+
+The fixed parts (stem, reduction blocks, head) are built from the same specs as ``NB201Space.build``, so
+a fixed sub-network can hand its weights to the stand-alone network (``to_standalone``) exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from nasforge.blocks import ConvBNAct, Flatten, GlobalPool, Linear
+from nasforge.oneshot._supernet import ChoiceBlock, Supernet
+from nasforge.spaces import Architecture
+from nasforge.spaces._cell_ops import BNReLU, ResNetBasicBlock, make_op
+from nasforge.spaces.nb201 import EDGES, NB201Space
+
+
+class SuperCell(nn.Module):
+    """An NB201 cell whose 6 edges are choice blocks over the space's ops."""
+
+    def __init__(self, channels: int, ops: tuple[str, ...]) -> None:
+        super().__init__()
+        cands: list[list[nn.Module | None]] = []
+        for _ in EDGES:
+            row: list[nn.Module | None] = []
+            for op in ops:
+                spec = make_op(op, channels, channels, 1)
+                row.append(None if spec is None else spec.build())
+            cands.append(row)
+        self.edges = nn.ModuleList([ChoiceBlock(r) for r in cands])
+
+    def forward(self, x: Tensor) -> Tensor:
+        nodes = [x]
+        for j in (1, 2, 3):
+            out: Tensor | None = None
+            for e, (dst, src) in enumerate(EDGES):
+                if dst != j:
+                    continue
+                blk = self.edges[e]
+                if blk.mode == "single" and blk.is_zero[blk.active]:
+                    continue
+                y = blk(nodes[src])
+                out = y if out is None else out + y
+            nodes.append(torch.zeros_like(x) if out is None else out)
+        return nodes[-1]
+
+
+class NB201Supernet(Supernet):
+    """stem -> 3 stages of N super cells (ResNet reduction blocks between) -> BN-ReLU, pool, linear."""
+
+    def __init__(self, space: NB201Space, num_classes: int | None = None, in_channels: int = 3,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.space = space
+        C, N = space.C, space.N
+        k = space.num_classes if num_classes is None else num_classes
+        self.in_channels = in_channels
+        self.stem = nn.Sequential(ConvBNAct(in_channels, C, 3, 1, act="none").build())
+        stages = []
+        for s in range(3):
+            c = C << s
+            cells: list[nn.Module] = [SuperCell(c, space.ops) for _ in range(N)]
+            if s:
+                cells.insert(0, ResNetBasicBlock(c // 2, c, 2).build())
+            stages.append(nn.Sequential(*cells))
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Sequential(*(sp.build() for sp in (BNReLU(4 * C), GlobalPool(), Flatten(), Linear(4 * C, k))))
+        cells_all = [m for m in self.modules() if isinstance(m, SuperCell)]
+        self.groups = [[cell.edges[e] for cell in cells_all] for e in range(len(EDGES))]
+        self.init_alpha(torch.Generator().manual_seed(seed))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.stages(self.stem(x)))
+
+    def to_standalone(self, arch: Architecture, num_classes: int | None = None) -> nn.Module:
+        """The stand-alone network of ``arch`` (``space.build``) carrying this supernet's weights."""
+        spec = self.space.network_spec(arch, num_classes=num_classes)
+        if self.in_channels != 3:
+            spec = type(spec)(spec.name, (self.in_channels, *spec.input_shape[1:]),
+                              (ConvBNAct(self.in_channels, self.space.C, 3, 1, act="none"),), spec.stages, spec.head)
+        net = spec.build()
+        net.stem.load_state_dict(self.stem.state_dict())
+        net.head.load_state_dict(self.head.state_dict())
+        for s_std, s_sup in zip(net.stages, self.stages, strict=True):
+            for m_std, m_sup in zip(s_std, s_sup, strict=True):
+                if isinstance(m_sup, SuperCell):
+                    k = 0
+                    for e in range(len(EDGES)):
+                        c = arch.choices[e]
+                        blk = m_sup.edges[e]
+                        op = self.space.ops[c]
+                        if op in ("none", "skip_connect"):
+                            continue
+                        m_std.edges[k].load_state_dict(blk.ops[c].state_dict())
+                        k += 1
+                else:
+                    m_std.load_state_dict(m_sup.state_dict())
+        return net
