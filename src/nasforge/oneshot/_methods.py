@@ -125,8 +125,8 @@ def _unrolled_alpha_grad(net: Supernet, train: Batch, val: Batch, xi: float, eps
     """Second-order DARTS: grad_a L_val(w - xi grad_w L_train(w, a), a) with a finite-difference HVP."""
     params = net.weight_parameters()
     net.set_darts()
-    gw = torch.autograd.grad(F.cross_entropy(net(train[0]), train[1]), params, allow_unused=True)
-    gw = [torch.zeros_like(p) if g is None else g for p, g in zip(params, gw, strict=True)]
+    raw = torch.autograd.grad(F.cross_entropy(net(train[0]), train[1]), params, allow_unused=True)
+    gw = [torch.zeros_like(p) if g is None else g for p, g in zip(params, raw, strict=True)]
     backup = [p.detach().clone() for p in params]
     with torch.no_grad():
         for p, g in zip(params, gw, strict=True):
@@ -136,7 +136,7 @@ def _unrolled_alpha_grad(net: Supernet, train: Batch, val: Batch, xi: float, eps
     grads = torch.autograd.grad(lv, [net.alpha, *params], allow_unused=True)
     ga = grads[0]
     dw = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads[1:], strict=True)]
-    norm = torch.sqrt(sum((d * d).sum() for d in dw)) + 1e-12
+    norm = torch.sqrt(torch.stack([(d * d).sum() for d in dw]).sum()) + 1e-12
     eps = eps_scale / norm
     hv = []
     for sign in (1.0, -2.0):
@@ -231,10 +231,14 @@ def proxyless_alpha_step(net: Supernet, x: Tensor, y: Tensor, rng: np.random.Gen
     """
     decs = net.space.decisions()
     p = net.probs().detach().numpy()
-    pairs, chosen = [], []
+    pairs: list[tuple[int, int]] = []
+    chosen: list[int] = []
     for k, d in enumerate(decs):
         pk = _norm(p[k, : d.n])
-        pair = tuple(int(v) for v in rng.choice(d.n, size=2, replace=False, p=pk)) if d.n > 1 else (0, 0)
+        pair = (0, 0)
+        if d.n > 1:
+            a0, a1 = rng.choice(d.n, size=2, replace=False, p=pk)
+            pair = (int(a0), int(a1))
         q = _norm(pk[list(pair)]) if d.n > 1 else np.array([1.0, 0.0])
         pairs.append(pair)
         chosen.append(pair[int(rng.choice(2, p=q))])
@@ -247,11 +251,10 @@ def proxyless_alpha_step(net: Supernet, x: Tensor, y: Tensor, rng: np.random.Gen
         for k, (pair, gg) in enumerate(zip(pairs, g_grads, strict=True)):
             if gg is None or pair[0] == pair[1]:
                 continue
-            a = net.alpha[k, list(pair)]
-            q = torch.softmax(a, dim=0)
+            qt = torch.softmax(net.alpha[k, list(pair)], dim=0)
             for ii, i in enumerate(pair):
                 for jj, j in enumerate(pair):
-                    grad[k, i] += gg[j] * q[jj] * ((1.0 if ii == jj else 0.0) - q[ii])
+                    grad[k, i] += gg[j] * qt[jj] * ((1.0 if ii == jj else 0.0) - qt[ii])
     out = {"ce": float(ce.detach())}
     if latency_table is not None and target_ms is not None:
         e = expected_latency(net, latency_table, base_ms)

@@ -6,6 +6,8 @@ a fixed sub-network can hand its weights to the stand-alone network (``to_standa
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import Tensor, nn
 
@@ -37,7 +39,7 @@ class SuperCell(nn.Module):
             for e, (dst, src) in enumerate(EDGES):
                 if dst != j:
                     continue
-                blk = self.edges[e]
+                blk = cast(ChoiceBlock, self.edges[e])
                 if blk.mode == "single" and blk.is_zero[blk.active]:
                     continue
                 y = blk(nodes[src])
@@ -53,6 +55,7 @@ class NB201Supernet(Supernet):
                  seed: int = 0) -> None:
         super().__init__()
         self.space = space
+        self.nb201 = space
         C, N = space.C, space.N
         k = space.num_classes if num_classes is None else num_classes
         self.in_channels = in_channels
@@ -67,7 +70,7 @@ class NB201Supernet(Supernet):
         self.stages = nn.Sequential(*stages)
         self.head = nn.Sequential(*(sp.build() for sp in (BNReLU(4 * C), GlobalPool(), Flatten(), Linear(4 * C, k))))
         cells_all = [m for m in self.modules() if isinstance(m, SuperCell)]
-        self.groups = [[cell.edges[e] for cell in cells_all] for e in range(len(EDGES))]
+        self.groups = [[cast(ChoiceBlock, cell.edges[e]) for cell in cells_all] for e in range(len(EDGES))]
         self.init_alpha(torch.Generator().manual_seed(seed))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -75,21 +78,21 @@ class NB201Supernet(Supernet):
 
     def to_standalone(self, arch: Architecture, num_classes: int | None = None) -> nn.Module:
         """The stand-alone network of ``arch`` (``space.build``) carrying this supernet's weights."""
-        spec = self.space.network_spec(arch, num_classes=num_classes)
+        spec = self.nb201.network_spec(arch, num_classes=num_classes)
         if self.in_channels != 3:
             spec = type(spec)(spec.name, (self.in_channels, *spec.input_shape[1:]),
-                              (ConvBNAct(self.in_channels, self.space.C, 3, 1, act="none"),), spec.stages, spec.head)
-        net = spec.build()
+                              (ConvBNAct(self.in_channels, self.nb201.C, 3, 1, act="none"),), spec.stages, spec.head)
+        net: Any = spec.build()
         net.stem.load_state_dict(self.stem.state_dict())
         net.head.load_state_dict(self.head.state_dict())
         for s_std, s_sup in zip(net.stages, self.stages, strict=True):
-            for m_std, m_sup in zip(s_std, s_sup, strict=True):
+            for m_std, m_sup in zip(s_std, cast(nn.Sequential, s_sup), strict=True):
                 if isinstance(m_sup, SuperCell):
                     k = 0
                     for e in range(len(EDGES)):
                         c = arch.choices[e]
-                        blk = m_sup.edges[e]
-                        op = self.space.ops[c]
+                        blk = cast(ChoiceBlock, m_sup.edges[e])
+                        op = self.nb201.ops[c]
                         if op in ("none", "skip_connect"):
                             continue
                         m_std.edges[k].load_state_dict(blk.ops[c].state_dict())

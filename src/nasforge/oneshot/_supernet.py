@@ -66,6 +66,7 @@ class Supernet(nn.Module):
 
     space: SearchSpace
     groups: list[list[ChoiceBlock]]
+    alpha_mask: Tensor
 
     def init_alpha(self, generator: torch.Generator | None = None) -> None:
         n = max(d.n for d in self.space.decisions())
