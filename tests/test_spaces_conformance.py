@@ -49,7 +49,7 @@ def samples(space: SearchSpace, n: int, seed: int = 0) -> list[Any]:
 
 
 def test_every_space_is_enrolled() -> None:
-    assert {"mobilenet"} <= set(SPACES)
+    assert {"mobilenet", "config"} <= set(SPACES)
 
 
 @pytest.mark.parametrize("name", SPACES)

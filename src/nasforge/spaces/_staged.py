@@ -34,7 +34,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasforge.blocks import ConvBNAct, Flatten, GlobalPool, InvertedResidual, Linear, NetworkSpec, Spec, part_of
+from nasforge.blocks import (
+    BasicBlock,
+    ConvBNAct,
+    Flatten,
+    GlobalPool,
+    InvertedResidual,
+    Linear,
+    NetworkSpec,
+    Spec,
+    part_of,
+)
 from nasforge.cost import Cost, Part, bytes_per_element, chain
 from nasforge.errors import NasforgeError
 from nasforge.spaces._base import Architecture, Decision, SearchSpace
@@ -72,11 +82,16 @@ class BlockKind:
     params: tuple[str, ...]
     letters: tuple[str, ...]
     make: BlockMaker
+    prefix: str = ""  # starts each block's token; needed when a type has no parameters (e.g. "b")
 
 
 def _make_ir(in_ch: int, out_ch: int, stride: int, vals: tuple[Any, ...], act: str) -> Spec:
     kernel, expand = vals
     return InvertedResidual(in_ch, out_ch, stride, expand, kernel, act)
+
+
+def _make_basic(in_ch: int, out_ch: int, stride: int, vals: tuple[Any, ...], act: str) -> Spec:
+    return BasicBlock(in_ch, out_ch, stride)
 
 
 def _make_cba(in_ch: int, out_ch: int, stride: int, vals: tuple[Any, ...], act: str) -> Spec:
@@ -87,6 +102,7 @@ def _make_cba(in_ch: int, out_ch: int, stride: int, vals: tuple[Any, ...], act: 
 BLOCK_KINDS: dict[str, BlockKind] = {
     "inverted_residual": BlockKind("inverted_residual", ("kernel", "expand"), ("k", "e"), _make_ir),
     "conv_bn_act": BlockKind("conv_bn_act", ("kernel",), ("k",), _make_cba),
+    "basic": BlockKind("basic", (), (), _make_basic, prefix="b"),  # ResNet basic block (3x3, ReLU; act unused)
 }
 
 
@@ -347,8 +363,8 @@ class StagedSpace(SearchSpace):
         blocks = []
         for b in range(st.depths[seg[0]]):
             vals = seg[1 + b * k:1 + (b + 1) * k]
-            blocks.append("".join(f"{ltr}{fmt_value(ch[v])}"
-                                  for ltr, ch, v in zip(st.kind.letters, st.choices, vals, strict=True)))
+            pairs = zip(st.kind.letters, st.choices, vals, strict=True)
+            blocks.append(st.kind.prefix + "".join(f"{ltr}{fmt_value(ch[v])}" for ltr, ch, v in pairs))
         return ",".join(blocks)
 
     def parse(self, text: str) -> Architecture:
@@ -369,10 +385,11 @@ class StagedSpace(SearchSpace):
                                     f"{', '.join(map(str, st.depths))}")
             c.append(st.depths.index(len(blocks)))
             for b, tok in enumerate(blocks):
-                found = _TOKEN.findall(tok)
+                pre = st.kind.prefix
+                found = _TOKEN.findall(tok[len(pre):])
                 letters = tuple(x for x, _ in found)
-                if "".join(f"{x}{v}" for x, v in found) != tok or letters != st.kind.letters:
-                    want = "".join(f"{ltr}<{p}>" for ltr, p in zip(st.kind.letters, st.kind.params, strict=True))
+                if pre + "".join(f"{x}{v}" for x, v in found) != tok or letters != st.kind.letters:
+                    want = pre + "".join(f"{ltr}<{p}>" for ltr, p in zip(st.kind.letters, st.kind.params, strict=True))
                     raise NasforgeError(f"{self.name}: block {tok!r} of stage {s + 1} is malformed; expected {want}")
                 for (_, v), p, ch in zip(found, st.kind.params, st.choices, strict=True):
                     c.append(self._index(f"s{s + 1}.b{b + 1}.{p}", ch, v))
@@ -445,13 +462,13 @@ class StagedSpace(SearchSpace):
         key: tuple[Any, ...] = ("stem", wi, res)
         p = cache.get(key) or self._miss(key, self._stem(self.widths[wi]), in_shape)
         params, macs, other, total, peak = p.params, p.macs, p.other_ops, p.activations, p.peak
-        for s, (di, ends) in enumerate(zip(self._depth_idx, self._ends, strict=True)):
+        for s, di in enumerate(self._depth_idx):
             k = self._nparams[s]
-            for i in range(di + 1, ends[c[di]], k):
-                key = (s, i == di + 1, c[i:i + k], wi, res)
+            for b in range(self.stages[s].depths[c[di]]):
+                i = di + 1 + b * k
+                key = (s, b == 0, c[i:i + k], wi, res)
                 q = cache.get(key)
                 if q is None:
-                    b = (i - di - 1) // k
                     q = self._miss(key, (self._block(s, b, self._block_vals(c, s, b), self.widths[wi]),), p.out_shape)
                 p = q
                 params += p.params
