@@ -66,13 +66,16 @@ def test_emit_params_equal_module_params_and_shapes_match(name: str, spec: Spec,
 
 
 @pytest.mark.parametrize(("name", "spec", "c"), CASES, ids=IDS)
-def test_emit_macs_equal_traced_macs(name: str, spec: Spec, c: int) -> None:
+def test_emit_equals_traced_module(name: str, spec: Spec, c: int) -> None:
+    """Same layers in the same order with the same names, so the same params, MACs and memory."""
     pytest.importorskip("nasforge.cost._trace")
     from nasforge.cost import profile
 
     a = analyze(emit(spec, (c, 8, 8)).nodes)
     t = profile(spec.build().eval(), (c, 8, 8))
-    assert (t.params, t.macs) == (a.params, a.macs)
+    assert [(lc.name, lc.op, lc.out_shape) for lc in t.layers] == [(lc.name, lc.op, lc.out_shape) for lc in a.layers]
+    assert (t.params, t.macs, t.other_ops) == (a.params, a.macs, a.other_ops)
+    assert (t.activations, t.peak_activations) == (a.activations, a.peak_activations)
 
 
 def test_depthwise_separable_macs_by_hand() -> None:

@@ -472,7 +472,7 @@ class ShuffleV1Unit:
         inp = x
         with g.scope("pw1"):
             x = ConvBNAct(self.in_ch, self.mid, 1, 1, self.groups if self.first_grouped else 1).emit(g, x)
-        x = g.channel_shuffle(x, self.groups, name="shuffle")
+        x = g.channel_shuffle(x, self.groups, name="channel_shuffle")
         with g.scope("dw"):
             x = ConvBNAct(self.mid, self.mid, 3, self.stride, self.mid, "none").emit(g, x)
         with g.scope("pw2"):
@@ -524,12 +524,12 @@ class ShuffleV2Unit:
     def emit(self, g: GraphBuilder, x: int) -> int:
         if self.stride == 1:
             half = self.in_ch // 2
-            a, x = g.split(x, [self.in_ch - half, half], name="split")
+            a, x = g.split(x, [self.in_ch - half, half], name="slice")
         else:
             a = _emit_seq(g, x, self.branch1(), "branch1")
         b = _emit_seq(g, x, self.branch2(), "branch2")
         y = g.cat([a, b], name="cat")
-        return g.channel_shuffle(y, 2, name="shuffle")
+        return g.channel_shuffle(y, 2, name="channel_shuffle")
 
     def build(self) -> nn.Module:
         from nasforge.blocks._modules import ShuffleV2UnitModule
