@@ -1,0 +1,291 @@
+"""``lattice``: a searchable network topology as in Auto-DeepLab.
+
+A stem brings the input to 1/4 of its resolution (level 0). Then ``layers`` cells each run at one level
+of the lattice: level ``l`` is 1/(4 * 2**l) of the input with ``base_channels * 2**l`` channels. From one
+layer to the next the path goes ``down`` (one level coarser: a stride-2 3x3 conv), ``stay``, or ``up`` (one
+level finer: nearest upsampling to the finer level's size, then a 1x1 conv), within the lattice's bounds.
+Each cell is then a ResNet basic block at its level. An architecture is such a path.
+
+Decisions: one per layer, choices ``down``, ``stay``, ``up``. Moves that would leave the lattice are
+clamped to ``stay`` (so every choice tuple decodes to a valid path; the canonical tuple is the clamped
+one). ``size()`` counts the valid paths by dynamic programming (exact Python ints for any ``layers``),
+``sample`` draws a path uniformly by the same counts, ``mutate`` changes one move while keeping the
+whole (shifted) rest of the path inside the lattice, and ``crossover`` swaps whole segments between
+layers where both parents sit at the same level (so each move comes from one parent and the child is
+valid). Canonical string: the downsampling factor after each layer, e.g. ``8-8-16-8-16-32-32-16``.
+
+``head="classification"`` ends in global pooling and a linear layer; ``head="dense"`` upsamples back to
+1/4 and applies a 1x1 conv to ``num_classes`` channels (a per-pixel prediction map).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nasforge.blocks import BasicBlock, Conv, ConvBNAct, Flatten, GlobalPool, Linear, NetworkSpec, Spec
+from nasforge.cost import Cost, GraphBuilder
+from nasforge.errors import NasforgeError
+from nasforge.spaces._base import Architecture, Decision, SearchSpace, register_space
+from nasforge.spaces._staged import check_int
+
+if TYPE_CHECKING:
+    from torch import nn
+
+MOVES = ("down", "stay", "up")
+_DELTA = (1, 0, -1)  # level change of each move
+HEADS = ("classification", "dense")
+
+
+@dataclass(frozen=True)
+class Upsample:
+    """Nearest-neighbour upsampling to an exact ``size`` x ``size`` (the finer level's size)."""
+
+    size: int
+
+    def emit(self, g: GraphBuilder, x: int) -> int:
+        c = g.shape(x)[0]
+        return g.add("upsample", [x], (c, self.size, self.size), name="upsample")
+
+    def build(self) -> nn.Module:
+        from torch import nn
+
+        return nn.Upsample(size=(self.size, self.size), mode="nearest")
+
+
+@register_space("lattice")
+class LatticeSpace(SearchSpace):
+    """Paths over a lattice of downsampling levels (1/4 .. 1/(4 * 2**(levels-1))); see the module docstring."""
+
+    name = "lattice"
+
+    def __init__(self, layers: int = 12, levels: int = 4, base_channels: int = 16, resolution: int = 64,
+                 in_channels: int = 3, num_classes: int = 10, head: str = "classification") -> None:
+        self.layers = check_int("lattice", "layers", layers, 1, 10_000)
+        self.levels = check_int("lattice", "levels", levels, 1, 8)
+        self.base_channels = check_int("lattice", "base_channels", base_channels, 1)
+        self.resolution = check_int("lattice", "resolution", resolution, 4)
+        self.in_channels = check_int("lattice", "in_channels", in_channels, 1)
+        self.num_classes = check_int("lattice", "num_classes", num_classes, 1)
+        if head not in HEADS:
+            raise NasforgeError(f"lattice: option 'head' has bad value {head!r}; allowed: {', '.join(HEADS)}")
+        self.head = head
+        # spatial size of each level: the stem's two stride-2 convs, then one stride-2 conv per level
+        sizes = [_down(_down(self.resolution))]
+        for _ in range(1, self.levels):
+            sizes.append(_down(sizes[-1]))
+        self.sizes = tuple(sizes)
+        self._decisions = [Decision(f"layer{i + 1}", MOVES) for i in range(self.layers)]
+        # ways[i][l]: number of valid continuations of layers i+1..L from level l after layer i
+        ways = [[1] * self.levels]
+        for _ in range(self.layers):
+            nxt = ways[0]
+            ways.insert(0, [sum(nxt[m] for m in (lv - 1, lv, lv + 1) if 0 <= m < self.levels)
+                            for lv in range(self.levels)])
+        self._ways = ways
+
+    # -- decisions and paths -----------------------------------------------------------------------
+    def decisions(self) -> list[Decision]:
+        return list(self._decisions)
+
+    def canonical(self, choices: Any) -> tuple[int, ...]:
+        """Moves that would leave the lattice become ``stay``."""
+        out = []
+        level = 0
+        for c in choices:
+            c = int(c)
+            nxt = level + _DELTA[c]
+            if not 0 <= nxt < self.levels:
+                c, nxt = 1, level
+            out.append(c)
+            level = nxt
+        return tuple(out)
+
+    def path(self, arch: Architecture) -> list[int]:
+        """The level after each layer (0 = 1/4)."""
+        self._check_mine(arch)
+        return _levels(arch.choices)
+
+    def _from_levels(self, levels: list[int]) -> Architecture:
+        prev = 0
+        c = []
+        for lv in levels:
+            c.append(_DELTA.index(lv - prev))
+            prev = lv
+        t = tuple(c)
+        return Architecture(self.name, t, self.format(t))
+
+    def format(self, choices: tuple[int, ...]) -> str:
+        return "-".join(str(4 << lv) for lv in _levels(choices))
+
+    def parse(self, text: str) -> Architecture:
+        allowed = [str(4 << lv) for lv in range(self.levels)]
+        toks = text.strip().split("-")
+        if len(toks) != self.layers:
+            raise NasforgeError(f"lattice: expected {self.layers} downsampling factors joined by '-', got {len(toks)} "
+                                f"in {text!r}")
+        levels = []
+        prev = 0
+        for i, t in enumerate(toks):
+            if t not in allowed:
+                raise NasforgeError(f"lattice: layer {i + 1} has factor {t!r}; allowed: {', '.join(allowed)}")
+            lv = allowed.index(t)
+            if abs(lv - prev) > 1:
+                raise NasforgeError(f"lattice: layer {i + 1} jumps from 1/{4 << prev} to 1/{t}; each layer moves at "
+                                    "most one level (x2 or /2)")
+            levels.append(lv)
+            prev = lv
+        return self._from_levels(levels)
+
+    # -- size, sampling, variation -------------------------------------------------------------------
+    def size(self) -> int:
+        return self._ways[0][0]
+
+    def enumerate(self) -> Iterator[Architecture]:
+        def walk(level: int, acc: list[int]) -> Iterator[list[int]]:
+            if len(acc) == self.layers:
+                yield acc
+                return
+            for m in (level + 1, level, level - 1):
+                if 0 <= m < self.levels:
+                    yield from walk(m, [*acc, m])
+
+        for levels in walk(0, []):
+            yield self._from_levels(levels)
+
+    def sample(self, rng: np.random.Generator) -> Architecture:
+        """Uniform over valid paths: each next level with probability (its continuations) / (all continuations)."""
+        u = rng.random(self.layers).tolist()
+        level = 0
+        levels = []
+        for i in range(self.layers):
+            opts = [m for m in (level + 1, level, level - 1) if 0 <= m < self.levels]
+            total = self._ways[i][level]
+            acc = 0.0
+            pick = opts[-1]
+            for m in opts:
+                acc += self._ways[i + 1][m] / total
+                if u[i] < acc:
+                    pick = m
+                    break
+            levels.append(pick)
+            level = pick
+        return self._from_levels(levels)
+
+    def _moves(self, arch: Architecture) -> list[tuple[int, int]]:
+        """Every (layer, new move) that changes one move and keeps the shifted rest of the path valid."""
+        levels = _levels(arch.choices)
+        lo = levels[:]
+        hi = levels[:]
+        for i in range(self.layers - 2, -1, -1):
+            lo[i] = min(lo[i], lo[i + 1])
+            hi[i] = max(hi[i], hi[i + 1])
+        out = []
+        for i, c in enumerate(arch.choices):
+            for new in range(3):
+                shift = _DELTA[new] - _DELTA[c]
+                if new != c and lo[i] + shift >= 0 and hi[i] + shift < self.levels:
+                    out.append((i, new))
+        return out
+
+    def _with(self, arch: Architecture, i: int, new: int) -> Architecture:
+        c = list(arch.choices)
+        c[i] = new
+        t = tuple(c)
+        return Architecture(self.name, t, self.format(t))
+
+    def mutate(self, arch: Architecture, rng: np.random.Generator) -> Architecture:
+        """Change one move; the rest of the path shifts by the change and must stay in the lattice."""
+        self._check_mine(arch)
+        opts = self._moves(arch)
+        if not opts:
+            return arch
+        i, new = opts[int(rng.integers(len(opts)))]
+        return self._with(arch, i, new)
+
+    def neighbours(self, arch: Architecture) -> list[Architecture]:
+        self._check_mine(arch)
+        return [self._with(arch, i, new) for i, new in self._moves(arch)]
+
+    def crossover(self, a: Architecture, b: Architecture, rng: np.random.Generator) -> Architecture:
+        """Segments between layers where both paths are at the same level come whole from one parent."""
+        self._check_mine(a)
+        self._check_mine(b)
+        la, lb = _levels(a.choices), _levels(b.choices)
+        c = []
+        take_b = bool(rng.integers(2))
+        for i in range(self.layers):
+            c.append(b.choices[i] if take_b else a.choices[i])
+            if la[i] == lb[i]:  # a crossing point: the next segment may come from either parent
+                take_b = bool(rng.integers(2))
+        t = tuple(c)
+        return Architecture(self.name, t, self.format(t))
+
+    # -- the network ---------------------------------------------------------------------------------
+    def channels(self, level: int) -> int:
+        return self.base_channels << level
+
+    def network(self, arch: Architecture, num_classes: int | None = None) -> NetworkSpec:
+        """The ``NetworkSpec``: stem, one stage per layer (transition + basic block), head."""
+        levels = self.path(arch)
+        k = self.num_classes if num_classes is None else check_int("lattice", "num_classes", num_classes, 1)
+        c0 = self.channels(0)
+        stem: tuple[Spec, ...] = (ConvBNAct(self.in_channels, c0, 3, 2), ConvBNAct(c0, c0, 3, 2))
+        stages = []
+        prev = 0
+        for lv in levels:
+            cp, cl = self.channels(prev), self.channels(lv)
+            cell: tuple[Spec, ...]
+            if lv > prev:
+                cell = (ConvBNAct(cp, cl, 3, 2), BasicBlock(cl, cl))
+            elif lv < prev:
+                cell = (Upsample(self.sizes[lv]), ConvBNAct(cp, cl, 1), BasicBlock(cl, cl))
+            else:
+                cell = (BasicBlock(cl, cl),)
+            stages.append(cell)
+            prev = lv
+        last = self.channels(prev)
+        head: tuple[Spec, ...]
+        if self.head == "classification":
+            head = (GlobalPool(), Flatten(), Linear(last, k))
+        else:
+            up: tuple[Spec, ...] = (Upsample(self.sizes[0]),) if prev else ()
+            head = (*up, Conv(last, k, 1))
+        return NetworkSpec(arch.text, self.input_shape(arch), stem, tuple(stages), head)
+
+    def input_shape(self, arch: Architecture | None = None) -> tuple[int, ...]:
+        return (self.in_channels, self.resolution, self.resolution)
+
+    def cost(self, arch: Architecture, resolution: int | None = None, precision: str = "fp32") -> Cost:
+        """Analytic cost (cached per block): cells at coarser levels cost less, as the path says."""
+        if resolution is not None and resolution != self.resolution:
+            return get_lattice_at(self, resolution).cost(arch, None, precision)
+        return self.network(arch).cost(precision)
+
+    def build(self, arch: Architecture, num_classes: int | None = None, **options: Any) -> nn.Module:
+        if options:
+            raise NasforgeError(f"lattice: unknown build option(s) {', '.join(sorted(options))}; allowed: none")
+        return self.network(arch, num_classes).build()
+
+
+def get_lattice_at(space: LatticeSpace, resolution: int) -> LatticeSpace:
+    """The same lattice at another input resolution (for ``cost(arch, resolution=...)``)."""
+    return LatticeSpace(space.layers, space.levels, space.base_channels, resolution, space.in_channels,
+                        space.num_classes, space.head)
+
+
+def _down(size: int) -> int:
+    """Spatial size after a padded stride-2 3x3 conv."""
+    return (size - 1) // 2 + 1
+
+
+def _levels(choices: tuple[int, ...]) -> list[int]:
+    out = []
+    level = 0
+    for c in choices:
+        level += _DELTA[c]
+        out.append(level)
+    return out
