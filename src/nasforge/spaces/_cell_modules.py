@@ -16,6 +16,7 @@ from nasforge.spaces._cell_ops import (
     SepConv,
     Zero,
 )
+from nasforge.spaces._cellnet import CellNetworkSpec, DartsCell, NasnetCell, preprocess
 from nasforge.spaces.nb201 import NB201Cell
 
 
@@ -99,16 +100,17 @@ class Conv7x1x7Module(nn.Sequential):
 
 
 class ZeroModule(nn.Module):
-    """Zeros of the node's shape: ``torch.zeros_like`` of the input (strided first at stride 2)."""
+    """Zeros of the node's shape, made from the input only for its size (``new_zeros``)."""
 
     def __init__(self, s: Zero) -> None:
         super().__init__()
+        self.c_out = s.c_out
         self.stride = s.stride
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.stride != 1:
-            x = x[:, :, :: self.stride, :: self.stride]
-        return torch.zeros_like(x)
+        n, _, h, w = x.shape
+        s = self.stride
+        return x.new_zeros((n, self.c_out, (h - 1) // s + 1, (w - 1) // s + 1))
 
 
 class ResNetBasicBlockModule(nn.Module):
@@ -146,7 +148,7 @@ class NB201CellModule(nn.Module):
                     row.append((src, len(self.edges)))
                     self.edges.append(spec.build())
             self.plan.append(row)
-        self.zero = ZeroModule(Zero())
+        self.zero = ZeroModule(Zero(s.channels))
 
     def forward(self, x: Tensor) -> Tensor:
         nodes = [x]
@@ -159,3 +161,99 @@ class NB201CellModule(nn.Module):
                 out = self.zero(nodes[0])
             nodes.append(out)
         return nodes[-1]
+
+
+class _Preprocess(nn.Module):
+    """The two input maps of a two-input cell; an input the cell never reads gets none."""
+
+    def __init__(self, s: DartsCell | NasnetCell) -> None:
+        super().__init__()
+        specs = preprocess(s.c_pp, s.c_p, s.c, s.reduction_prev)
+        r0, r1 = s.reads()
+        self.pre0 = specs[0].build() if r0 else None
+        self.pre1 = specs[1].build() if r1 else None
+
+    def states(self, s0: Tensor | None, s1: Tensor | None) -> list[Tensor | None]:
+        a = self.pre0(s0) if self.pre0 is not None else None
+        b = self.pre1(s1) if self.pre1 is not None else None
+        return [a, b]
+
+
+class DartsCellModule(_Preprocess):
+    """A DARTS cell: preprocess the inputs, each node sums its non-``none`` edges, concat the nodes."""
+
+    def __init__(self, s: DartsCell) -> None:
+        super().__init__(s)
+        self.edges = nn.ModuleList()
+        self.plan: list[list[tuple[int, int]]] = []  # per node: (input index, edge module index)
+        for row in s.edge_specs():
+            self.plan.append([])
+            for i, spec in row:
+                self.plan[-1].append((i, len(self.edges)))
+                self.edges.append(spec.build())
+        self.zero = ZeroModule(Zero(s.c, 2 if s.reduction else 1))
+
+    def forward(self, s0: Tensor | None, s1: Tensor | None) -> Tensor:
+        states = self.states(s0, s1)
+        for row in self.plan:
+            out: Tensor | None = None
+            for i, k in row:
+                y = self.edges[k](states[i])
+                out = y if out is None else out + y
+            if out is None:
+                assert s1 is not None
+                out = self.zero(s1)
+            states.append(out)
+        outs = [t for t in states[2:] if t is not None]
+        return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+
+
+class NasnetCellModule(_Preprocess):
+    """A NASNet cell: blocks of two ops combined by add or concat; unused block outputs concatenated."""
+
+    def __init__(self, s: NasnetCell) -> None:
+        super().__init__(s)
+        self.ops = nn.ModuleList()
+        for a, b in s.op_specs():
+            assert a is not None and b is not None
+            self.ops.append(a.build())
+            self.ops.append(b.build())
+        self.blocks = [(b[0], b[1], b[4] == "concat") for b in s.blocks]
+        self.unused = s.unused()
+
+    def forward(self, s0: Tensor | None, s1: Tensor | None) -> Tensor:
+        states = self.states(s0, s1)
+        for k, (in1, in2, concat) in enumerate(self.blocks):
+            y1 = self.ops[2 * k](states[in1])
+            y2 = self.ops[2 * k + 1](states[in2])
+            states.append(torch.cat([y1, y2], dim=1) if concat else y1 + y2)
+        outs = [t for t in (states[i] for i in self.unused) if t is not None]
+        return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+
+
+class CellNetworkModule(nn.Module):
+    """Stem, two-input cells (each reads the two previous outputs), global pooling, linear.
+
+    Cells whose output nothing reads (``CellNetworkSpec.live``) are not built and not run.
+    """
+
+    def __init__(self, s: CellNetworkSpec) -> None:
+        super().__init__()
+        self.stem = s.stem().build()
+        self.live = s.live()
+        self.cells = nn.ModuleList(c.build() for c, live in zip(s.cells, self.live, strict=True) if live)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(s.out_channels, s.num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s0: Tensor | None = self.stem(x)
+        s1 = s0
+        k = 0
+        for live in self.live:
+            if live:
+                s0, s1 = s1, self.cells[k](s0, s1)
+                k += 1
+            else:
+                s0, s1 = s1, None
+        assert s1 is not None
+        return self.classifier(torch.flatten(self.pool(s1), 1))

@@ -200,16 +200,16 @@ class Conv7x1x7:
 
 @dataclass(frozen=True)
 class Zero:
-    """The ``none`` op when a node has no other input: zeros of the input's shape (strided at stride 2)."""
+    """The ``none`` op where a node has no other input: zeros of ``c_out`` channels at the input's size / stride.
 
+    It reads its input only for the shape (``x.new_zeros``), which keeps that input alive until then.
+    """
+
+    c_out: int
     stride: int = 1
 
     def emit(self, g: GraphBuilder, x: int) -> int:
-        if self.stride != 1:
-            c, h, w = g.shape(x)
-            s = self.stride
-            x = g.add(SLICE_OP, [x], (c, (h - 1) // s + 1, (w - 1) // s + 1), name="stride")
-        return g.zero(x, name="zero")
+        return g.zero(x, self.stride, self.c_out, name="zero")
 
     def build(self) -> nn.Module:
         from nasforge.spaces._cell_modules import ZeroModule

@@ -67,7 +67,7 @@ class NB201Cell:
                         y = spec.emit(g, nodes[src])
                 out = y if out is None else g.add_(out, y, name=f"add{j}")
             if out is None:
-                out = Zero().emit(g, nodes[0])
+                out = Zero(self.channels).emit(g, nodes[0])
             nodes.append(out)
         return nodes[-1]
 

@@ -1,0 +1,292 @@
+"""Two-input cells (NASNet, DARTS) and the small CIFAR-style network they stack into.
+
+A cell reads the outputs of the two previous cells (``s0`` two back, ``s1`` the previous one), maps both
+to C channels (a 1x1 ReLUConvBN, or FactorizedReduce for ``s0`` when the previous cell halved the
+resolution), runs its blocks/nodes, and concatenates the outputs nobody inside the cell read. The network
+is DARTS' ``NetworkCIFAR`` without the auxiliary head: stem 3x3 conv + BN, ``layers`` cells with reduction
+cells (stride 2, channels doubled) at 1/3 and 2/3 of the depth, global pooling, linear.
+
+Specs here only describe and emit; ``_cell_modules`` holds the modules that run the same layers in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nasforge.blocks import ConvBNAct, Spec
+from nasforge.cost import Cost, GraphBuilder, Shape, analyze
+from nasforge.errors import NasforgeError
+from nasforge.spaces._cell_ops import FactorizedReduce, ReLUConvBN, Zero, make_op
+
+if TYPE_CHECKING:
+    from torch import nn
+
+# A DARTS node: two (op name, input index) edges; inputs 0, 1 are the cell inputs, 2.. earlier nodes.
+DartsNode = tuple[tuple[str, int], tuple[str, int]]
+# A NASNet block: (input 1, input 2, op 1, op 2, combine) with the same input numbering.
+NasnetBlock = tuple[int, int, str, str, str]
+
+
+def preprocess(c_pp: int, c_p: int, c: int, reduction_prev: bool) -> tuple[Spec, Spec]:
+    """The specs mapping the two cell inputs to C channels at the same resolution."""
+    pre0: Spec = FactorizedReduce(c_pp, c) if reduction_prev else ReLUConvBN(c_pp, c, 1)
+    return pre0, ReLUConvBN(c_p, c, 1)
+
+
+def emit_preprocess(g: GraphBuilder, cell: Cell, s0: int | None, s1: int | None) -> list[int | None]:
+    """The preprocessed cell inputs; an input no op of the cell reads is not preprocessed (``None``)."""
+    specs = preprocess(cell.c_pp, cell.c_p, cell.c, cell.reduction_prev)
+    states: list[int | None] = []
+    for k, (spec, x) in enumerate(zip(specs, (s0, s1), strict=True)):
+        if cell.reads()[k]:
+            assert x is not None
+            with g.scope(f"pre{k}"):
+                states.append(spec.emit(g, x))
+        else:
+            states.append(None)
+    return states
+
+
+def _get(states: list[int | None], i: int) -> int:
+    x = states[i]
+    assert x is not None, "a cell op reads an input marked unread"
+    return x
+
+
+@dataclass(frozen=True)
+class DartsCell:
+    """A DARTS cell: each node sums its two edges (``none`` edges skipped; zeros if both are ``none``)."""
+
+    c_pp: int
+    c_p: int
+    c: int
+    reduction: bool
+    reduction_prev: bool
+    nodes: tuple[DartsNode, ...]
+
+    @property
+    def out_channels(self) -> int:
+        return self.c * len(self.nodes)
+
+    def edge_specs(self) -> list[list[tuple[int, Spec]]]:
+        """Per node: (input index, op spec) of its non-``none`` edges, in order."""
+        out = []
+        for node in self.nodes:
+            row = []
+            for op, i in node:
+                stride = 2 if self.reduction and i < 2 else 1
+                spec = make_op(op, self.c, self.c, stride)
+                if spec is not None:
+                    row.append((i, spec))
+            out.append(row)
+        return out
+
+    def has_zero_node(self) -> bool:
+        return any(all(op == "none" for op, _ in node) for node in self.nodes)
+
+    def reads(self) -> tuple[bool, bool]:
+        """Whether the cell reads input 0 / input 1 (through a non-``none`` edge, or a zero node's shape)."""
+        used = {i for node in self.nodes for op, i in node if op != "none"}
+        return 0 in used, 1 in used
+
+    def emit2(self, g: GraphBuilder, s0: int | None, s1: int | None) -> int:
+        states = emit_preprocess(g, self, s0, s1)
+        for j, row in enumerate(self.edge_specs()):
+            out: int | None = None
+            for k, (i, spec) in enumerate(row):
+                with g.scope(f"node{j}.edge{k}"):
+                    y = spec.emit(g, _get(states, i))
+                out = y if out is None else g.add_(out, y, name=f"node{j}.add")
+            if out is None:  # zeros shaped like the node, made from the raw previous-cell output
+                assert s1 is not None
+                with g.scope(f"node{j}"):
+                    out = Zero(self.c, 2 if self.reduction else 1).emit(g, s1)
+            states.append(out)
+        outs = [_get(states, i) for i in range(2, len(states))]
+        return g.cat(outs, name="cat") if len(outs) > 1 else outs[0]
+
+    def build(self) -> nn.Module:
+        from nasforge.spaces._cell_modules import DartsCellModule
+
+        return DartsCellModule(self)
+
+
+@dataclass(frozen=True)
+class NasnetCell:
+    """A NASNet cell: each block applies two ops to two states and adds or concatenates the results."""
+
+    c_pp: int
+    c_p: int
+    c: int
+    reduction: bool
+    reduction_prev: bool
+    blocks: tuple[NasnetBlock, ...]
+
+    def channels(self) -> list[int]:
+        """Channels of every state: the two inputs, then each block's output."""
+        ch = [self.c, self.c]
+        for b in self.blocks:
+            ch.append(2 * self.c if b[4] == "concat" else self.c)
+        return ch
+
+    def unused(self) -> list[int]:
+        """States (block outputs) no block reads: concatenated as the cell output."""
+        read = {i for b in self.blocks for i in b[:2]}
+        return [2 + k for k in range(len(self.blocks)) if 2 + k not in read]
+
+    @property
+    def out_channels(self) -> int:
+        ch = self.channels()
+        return sum(ch[i] for i in self.unused())
+
+    def op_specs(self) -> list[tuple[Spec | None, Spec | None]]:
+        ch = self.channels()
+        out = []
+        for in1, in2, op1, op2, _ in self.blocks:
+            pair = []
+            for i, op in ((in1, op1), (in2, op2)):
+                stride = 2 if self.reduction and i < 2 else 1
+                pair.append(make_op(op, ch[i], self.c, stride))
+            out.append((pair[0], pair[1]))
+        return out
+
+    def reads(self) -> tuple[bool, bool]:
+        """Whether any block reads input 0 / input 1 (an unread input is not even preprocessed)."""
+        used = {i for b in self.blocks for i in b[:2]}
+        return 0 in used, 1 in used
+
+    def emit2(self, g: GraphBuilder, s0: int | None, s1: int | None) -> int:
+        states = emit_preprocess(g, self, s0, s1)
+        for k, ((in1, in2, _, _, comb), specs) in enumerate(zip(self.blocks, self.op_specs(), strict=True)):
+            ys = []
+            for e, (i, spec) in enumerate(zip((in1, in2), specs, strict=True)):
+                if spec is None:
+                    raise NasforgeError("nasnet blocks cannot use the 'none' op")
+                with g.scope(f"block{k}.op{e + 1}"):
+                    ys.append(spec.emit(g, _get(states, i)))
+            if comb == "add":
+                states.append(g.add_(ys[0], ys[1], name=f"block{k}.add"))
+            else:
+                states.append(g.cat(ys, name=f"block{k}.cat"))
+        outs = [_get(states, i) for i in self.unused()]
+        return g.cat(outs, name="cat") if len(outs) > 1 else outs[0]
+
+    def build(self) -> nn.Module:
+        from nasforge.spaces._cell_modules import NasnetCellModule
+
+        return NasnetCellModule(self)
+
+
+Cell = DartsCell | NasnetCell
+
+
+@dataclass(frozen=True)
+class CellNetworkSpec:
+    """Stem, a stack of two-input cells, global pooling and a linear classifier."""
+
+    name: str
+    input_shape: Shape
+    stem_channels: int
+    cells: tuple[Cell, ...]
+    num_classes: int
+
+    @property
+    def out_channels(self) -> int:
+        return self.cells[-1].out_channels if self.cells else self.stem_channels
+
+    def stem(self) -> ConvBNAct:
+        return ConvBNAct(self.input_shape[0], self.stem_channels, 3, 1, act="none")
+
+    def live(self) -> tuple[bool, ...]:
+        """Which cells feed the output: a cell whose output no later cell reads is not run at all."""
+        live = [False] * len(self.cells)
+        if live:
+            live[-1] = True
+        for i in range(len(self.cells) - 1, -1, -1):
+            cell = self.cells[i]
+            if live[i]:
+                r0, r1 = cell.reads()
+                r1 = r1 or (isinstance(cell, DartsCell) and cell.has_zero_node())
+                if r1 and i >= 1:
+                    live[i - 1] = True
+                if r0 and i >= 2:
+                    live[i - 2] = True
+        return tuple(live)
+
+    def emit(self, g: GraphBuilder, x: int) -> int:
+        with g.scope("stem"):
+            x = self.stem().emit(g, x)
+        s0: int | None = x
+        s1: int | None = x
+        for i, (cell, live) in enumerate(zip(self.cells, self.live(), strict=True)):
+            if live:
+                with g.scope(f"cells.{i}"):
+                    s0, s1 = s1, cell.emit2(g, s0, s1)
+            else:
+                s0, s1 = s1, None
+        assert s1 is not None
+        x = g.global_avgpool(s1, name="pool")
+        x = g.flatten(x, name="flatten")
+        return g.linear(x, self.num_classes, name="classifier")
+
+    def cost(self, precision: str = "fp32", layers: bool = False) -> Cost:
+        g = GraphBuilder(self.input_shape)
+        self.emit(g, 0)
+        return analyze(g.nodes, precision, with_layers=layers)
+
+    def build(self) -> nn.Module:
+        from nasforge.spaces._cell_modules import CellNetworkModule
+
+        return CellNetworkModule(self)
+
+
+def reduction_layers(layers: int) -> set[int]:
+    """The cell indices that reduce: 1/3 and 2/3 of the depth (as DARTS)."""
+    return {layers // 3, 2 * layers // 3}
+
+
+CellFactory = Callable[[int, int, int, bool, bool], Cell]
+"""(c_pp, c_p, c, reduction, reduction_prev) -> the cell spec."""
+
+
+def stack_cells(make_cell: CellFactory, C: int, layers: int, stem_multiplier: int) -> tuple[int, tuple[Cell, ...]]:
+    """(stem channels, cells) of the DARTS macro network: channels double at each reduction cell."""
+    stem = stem_multiplier * C
+    c_pp, c_p, c = stem, stem, C
+    red = reduction_layers(layers)
+    out: list[Cell] = []
+    reduction_prev = False
+    for i in range(layers):
+        reduction = i in red
+        if reduction:
+            c *= 2
+        cell = make_cell(c_pp, c_p, c, reduction, reduction_prev)
+        out.append(cell)
+        c_pp, c_p = c_p, cell.out_channels
+        reduction_prev = reduction
+    return stem, tuple(out)
+
+
+def check_int(space: str, name: str, value: Any, low: int, high: int | None = None) -> int:
+    """A user's integer option, or a one-line error naming it and the allowed range."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise NasforgeError(f"{space} option {name}={value!r} must be an integer")
+    v = int(value)
+    if v < low or (high is not None and v > high):
+        allowed = f">= {low}" if high is None else f"{low}..{high}"
+        raise NasforgeError(f"{space} option {name}={v} out of range; allowed: {allowed}")
+    return v
+
+
+def check_resolution(space: str, value: Any, layers: int) -> int:
+    """The input resolution: it must halve evenly at every reduction cell."""
+    r = check_int(space, "resolution", value, 2)
+    f = 2 ** len(reduction_layers(layers))
+    if r % f:
+        raise NasforgeError(f"{space} option resolution={r} must be a multiple of {f} ({f.bit_length() - 1} "
+                            "reduction cells halve it)")
+    return r
