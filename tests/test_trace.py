@@ -198,3 +198,48 @@ def test_torchprofile_convention_on_functional_module() -> None:
 def test_analyze_of_trace_equals_profile() -> None:
     m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
     assert analyze(trace(m, (3, 8, 8))) == profile(m, (3, 8, 8))
+
+
+class Encoder(nn.Module):
+    """A transformer encoder layer: multi-head attention, layer norm, MLP with GELU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mha = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.ln = nn.LayerNorm(16)
+        self.fc = nn.Linear(16, 16)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y, _ = self.mha(x, x, x, need_weights=False)
+        x = self.ln(x + y)
+        return x + F.gelu(self.fc(x))
+
+
+def test_attention_exact() -> None:
+    m = Encoder()
+    c = profile(m, (5, 16))  # L = 5 tokens, E = 16
+    # q, k, v and out projections 4*L*E*E; scores and weighted sum 2*L*L*E; MLP L*E*E
+    assert c.macs == 4 * 5 * 16 * 16 + 2 * 5 * 5 * 16 + 5 * 16 * 16
+    assert c.params == sum(p.numel() for p in m.parameters()) and c.unknown_ops == ()
+
+    class Sdpa(nn.Module):
+        def forward(self, x: Tensor) -> Tensor:
+            q = x.view(1, 2, 5, 8)  # 2 heads of 5 tokens x 8
+            return F.scaled_dot_product_attention(q, q, q)
+
+    assert profile(Sdpa(), (5, 16)).macs == 2 * 5 * 5 * (8 + 8)
+
+
+@pytest.mark.parametrize(
+    ("module", "shape", "macs"),
+    [
+        (nn.Conv1d(4, 8, 3, groups=2), (4, 10), 8 * 2 * 3 * 8),  # c_o*(c_i/g)*k * l_o
+        (nn.Conv3d(2, 4, 3, padding=1), (2, 4, 4, 4), 4 * 2 * 27 * 64),
+        # every input element meets c_o*k*k weights (torchprofile counts output*c_i*k*k = 34,848, zeros included)
+        (nn.ConvTranspose2d(8, 4, 3, stride=2), (8, 5, 5), 8 * 25 * 4 * 9),
+    ],
+    ids=["conv1d g=2", "conv3d", "conv_transpose2d /2"],
+)
+def test_other_convolutions_exact(module: nn.Module, shape: tuple[int, ...], macs: int) -> None:
+    c = profile(module, shape)
+    assert c.macs == macs and c.params == sum(p.numel() for p in module.parameters())

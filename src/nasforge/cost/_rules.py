@@ -28,15 +28,29 @@ def conv2d_rule(n: Node) -> OpCost:
     """Conv (also grouped, depthwise, 1x1): weights c_o*(c_i/g)*k_h*k_w, MACs that times h_o*w_o.
 
     The bias adds one op per output element. A weight already counted by an earlier node (attr ``shared``,
-    a module run twice) adds no params again.
+    a module run twice) adds no params again. The same rule serves conv1d/conv3d (``kernel`` has 1 or 3 sizes).
     """
     a = n.attrs
-    kh, kw = a["kernel"]
     co = a["out_channels"]
     out = n.out_numel  # = c_o*h_o*w_o
-    per_out = (a["in_channels"] // a["groups"]) * kh * kw
+    per_out = (a["in_channels"] // a["groups"]) * math.prod(a["kernel"])
     params = 0 if a.get("shared") else co * per_out + (co if a["bias"] else 0)
     return OpCost(params, out * per_out, out if a["bias"] else 0)
+
+
+def conv_transpose_rule(n: Node) -> OpCost:
+    """Transposed conv: weights c_i*(c_o/g)*k...; each input element meets (c_o/g)*k... weights."""
+    a = n.attrs
+    per_in = (a["out_channels"] // a["groups"]) * math.prod(a["kernel"])
+    params = 0 if a.get("shared") else a["in_channels"] * per_in + (a["out_channels"] if a["bias"] else 0)
+    return OpCost(params, math.prod(n.in_shapes[0]) * per_in, n.out_numel if a["bias"] else 0)
+
+
+def attention_rule(n: Node) -> OpCost:
+    """Attention (``F.scaled_dot_product_attention``, ``nn.MultiheadAttention``): the tracer computes the
+    MACs of the projections and the two products (attrs ``macs``, ``params``, ``other_ops``: softmax, biases)."""
+    a = n.attrs
+    return OpCost(a.get("params", 0), a["macs"], a.get("other_ops", 0))
 
 
 def linear_rule(n: Node) -> OpCost:
@@ -91,6 +105,12 @@ def free_rule(n: Node) -> OpCost:
 RULES: dict[str, Rule] = {
     "input": free_rule,
     "conv2d": conv2d_rule,
+    "conv1d": conv2d_rule,
+    "conv3d": conv2d_rule,
+    "conv_transpose1d": conv_transpose_rule,
+    "conv_transpose2d": conv_transpose_rule,
+    "conv_transpose3d": conv_transpose_rule,
+    "attention": attention_rule,
     "linear": linear_rule,
     "matmul": matmul_rule,
     "batchnorm": batchnorm_rule,

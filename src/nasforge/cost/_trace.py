@@ -28,6 +28,7 @@ counts are exact for every tensor.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -211,15 +212,30 @@ class _Tracer(TorchFunctionMode):
     def record(self, name: str, inplace: bool, args: Sequence[Any], kwargs: dict[str, Any],
                ins: list[Tensor], outs: list[Tensor]) -> None:
         x, o = ins[0], outs[0]
-        if name == "conv2d":
+        if name in ("conv1d", "conv2d", "conv3d"):
             w, b = _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
             groups = int(_arg(args, kwargs, 6, "groups", 1))
             stride, padding = _arg(args, kwargs, 3, "stride", 1), _arg(args, kwargs, 4, "padding", 0)
-            self.emit("conv2d", [x], o, self.ps(o)[-3:], in_channels=int(w.shape[1]) * groups,
+            self.emit(name, [x], o, self.ps(o)[-w.dim() + 1:], in_channels=int(w.shape[1]) * groups,
                       out_channels=int(w.shape[0]), kernel=tuple(int(k) for k in w.shape[2:]),
-                      stride=_pair(stride), padding=padding if isinstance(padding, str) else _pair(padding),
-                      dilation=_pair(_arg(args, kwargs, 5, "dilation", 1)), groups=groups, bias=b is not None,
+                      stride=_pair(stride) if name == "conv2d" else stride,
+                      padding=padding if isinstance(padding, str) or name != "conv2d" else _pair(padding),
+                      dilation=_arg(args, kwargs, 5, "dilation", 1), groups=groups, bias=b is not None,
                       shared=self.weight_shared(w, b) or None)
+        elif name in ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d"):
+            w, b = _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
+            groups = int(_arg(args, kwargs, 6, "groups", 1))
+            self.emit(name, [x], o, self.ps(o)[-w.dim() + 1:], in_channels=int(w.shape[0]),
+                      out_channels=int(w.shape[1]) * groups, kernel=tuple(int(k) for k in w.shape[2:]),
+                      stride=_arg(args, kwargs, 3, "stride", 1), groups=groups, bias=b is not None,
+                      shared=self.weight_shared(w, b) or None)
+        elif name == "scaled_dot_product_attention":
+            q, kt, v = ins[0], ins[1], ins[2]
+            batch = math.prod(int(d) for d in q.shape[:-2])
+            lq, s_kv, d_qk, d_v = int(q.shape[-2]), int(kt.shape[-2]), int(q.shape[-1]), int(v.shape[-1])
+            self.emit("attention", [q, kt, v], o, macs=batch * lq * s_kv * (d_qk + d_v), other_ops=batch * lq * s_kv)
+        elif name == "multi_head_attention_forward":
+            self.multi_head_attention(args, kwargs, ins, outs)
         elif name == "linear":
             w, b = _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
             self.emit("linear", [x], o, in_features=int(w.shape[1]), out_features=int(w.shape[0]),
@@ -250,8 +266,8 @@ class _Tracer(TorchFunctionMode):
             self.emit(ELEMENTWISE[name], [t for t in ins if self.node(t) is not None] or ins[:1], o,
                       params=self.free_params(ins) or None)
         elif name in ("max_pool2d", "avg_pool2d", "max_pool2d_with_indices"):
-            k = _pair(_arg(args, kwargs, 1, "kernel_size"))
-            self.emit("avgpool" if name == "avg_pool2d" else "maxpool", [x], o, kernel=k)
+            self.emit("avgpool" if name == "avg_pool2d" else "maxpool", [x], o,
+                      kernel=_pair(_arg(args, kwargs, 1, "kernel_size")))
         elif name in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
             h, w = x.shape[-2:]
             oh, ow = o.shape[-2:]
@@ -279,6 +295,24 @@ class _Tracer(TorchFunctionMode):
                 self.emit("copy" if name == "clone" else "identity", [x], o)
         elif inplace or o is not x:
             self.emit(name, ins, o)  # an op without a rule: analyze() warns and lists it
+
+    def multi_head_attention(self, args: Sequence[Any], kwargs: dict[str, Any], ins: list[Tensor],
+                             outs: list[Tensor]) -> None:
+        """``F.multi_head_attention_forward`` (what ``nn.MultiheadAttention`` runs): q/k/v projections,
+        scores, weighted sum and output projection, on (L, N, E) query and (S, N, E_kv) key/value."""
+        q, k, v = (_arg(args, kwargs, i, n) for i, n in enumerate(("query", "key", "value")))
+        heads = int(_arg(args, kwargs, 4, "num_heads"))
+        lq, nb, e = (int(d) for d in q.shape)
+        s_kv, ek, ev = int(k.shape[0]), int(k.shape[-1]), int(v.shape[-1])
+        macs = nb * (lq * e * e + s_kv * ek * e + s_kv * ev * e + 2 * lq * s_kv * e + lq * e * e)
+        names = ("in_proj_weight", "in_proj_bias", "bias_k", "bias_v", "out_proj_weight", "out_proj_bias",
+                 "q_proj_weight", "k_proj_weight", "v_proj_weight")
+        index = {"in_proj_weight": 5, "in_proj_bias": 6, "bias_k": 7, "bias_v": 8, "out_proj_weight": 11,
+                 "out_proj_bias": 12, "q_proj_weight": 18, "k_proj_weight": 19, "v_proj_weight": 20}
+        weights = [t for t in (_arg(args, kwargs, index[n], n) for n in names) if isinstance(t, Tensor)]
+        biases = nb * ((lq + 2 * s_kv) * e if _arg(args, kwargs, 6, "in_proj_bias") is not None else 0)
+        self.emit("attention", [t for t in (q, k, v) if self.node(t) is not None] or ins[:1], outs[0],
+                  macs=macs, params=self.free_params(weights), other_ops=nb * heads * lq * s_kv + biases, heads=heads)
 
     def reduction(self, name: str, args: Sequence[Any], kwargs: dict[str, Any], x: Tensor, o: Tensor) -> None:
         dims = _arg(args, kwargs, 1, "dim")
