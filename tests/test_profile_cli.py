@@ -125,3 +125,16 @@ def test_unknown_model_lists_known_names(capsys: pytest.CaptureFixture[str]) -> 
 )
 def test_bad_input_exit_2_one_line(capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str) -> None:
     assert message in error_line(capsys, *args)
+
+
+def test_python_api_profiles_names_and_architectures() -> None:
+    import nasforge
+
+    c = nasforge.profile("mobilenet_v2", (3, 160, 160))
+    ref = zoo.create("mobilenet_v2", 1000, 160).cost()
+    assert (c.params, c.macs, c.peak_activations) == (ref.params, ref.macs, ref.peak_activations) and c.layers
+    space = get_space("nb201")
+    arch = space.parse(NB201)
+    by_text, by_arch = nasforge.profile(f"nb201:{NB201}"), nasforge.profile(arch)
+    assert by_text == by_arch and by_arch.macs == space.cost(arch).macs
+    assert sum(r.params for r in by_arch.layers) == by_arch.params

@@ -1,14 +1,14 @@
 """``nasforge profile MODEL``: per-layer cost table and totals of a zoo model or of one architecture of a space.
 
-A zoo model is costed analytically from its spec (exact, no module built). ``SPACE:ARCH`` takes the totals
-from the space's analytic ``cost(arch)`` and the per-layer rows from tracing ``build(arch)`` (the search-space
-contract guarantees both agree; a mismatch is reported on stderr). ``--trace`` traces a zoo model's module too.
+All through ``nasforge.profile``: a zoo model is costed analytically from its spec (exact, no module built).
+``SPACE:ARCH`` takes the totals from the space's analytic ``cost(arch)`` and the per-layer rows from tracing
+``build(arch)`` (the search-space contract says both agree; a mismatch is warned on stderr). ``--trace`` traces
+a zoo model's built module instead.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import typer
@@ -25,41 +25,22 @@ def _check_resolution(resolution: int | None) -> None:
         raise NasforgeError(f"resolution {resolution} must be a positive integer (pixels of the square input side)")
 
 
-def _zoo_cost(name: str, resolution: int | None, precision: str, traced: bool) -> tuple[Cost, int]:
+def _cost(model: str, resolution: int | None, precision: str, traced: bool) -> tuple[Cost, int]:
     from nasforge import zoo
+    from nasforge.cost import profile
     from nasforge.spaces import list_spaces
 
-    if name not in zoo.list_models():
-        raise NasforgeError(f"unknown model {name!r}; known: {', '.join(zoo.list_models())}; "
+    if ":" in model:
+        c = profile(model, None if resolution is None else (resolution,), precision)
+        return c, int(c.input_shape[-1])
+    if model not in zoo.list_models():
+        raise NasforgeError(f"unknown model {model!r}; known: {', '.join(zoo.list_models())}; "
                             f"or SPACE:ARCH with SPACE one of {', '.join(list_spaces())}")
     r = 224 if resolution is None else resolution
-    spec = zoo.create(name, 1000, r)
     if traced:
-        from nasforge.cost import profile
-
+        spec = zoo.create(model, 1000, r)
         return profile(spec.build(), spec.input_shape, precision), r
-    return spec.cost(precision, layers=True), r
-
-
-def _space_cost(text: str, resolution: int | None, precision: str) -> tuple[Cost, int]:
-    from dataclasses import replace
-
-    from nasforge.cost import profile
-    from nasforge.spaces import get_space, parse_arch
-
-    arch = parse_arch(text)
-    space = get_space(arch.space)
-    shape = tuple(space.input_shape(arch))
-    if resolution is not None:
-        shape = (*shape[:-2], resolution, resolution)
-    totals = space.cost(arch, resolution, precision)
-    traced = profile(space.build(arch), shape, precision)
-    keys = ("params", "macs", "activations", "peak_activations")
-    if any(getattr(totals, k) != getattr(traced, k) for k in keys):
-        diff = ", ".join(f"{k} {getattr(totals, k)} vs {getattr(traced, k)}" for k in keys
-                         if getattr(totals, k) != getattr(traced, k))
-        print(f"warning: analytic and traced cost of {arch.space} differ ({diff})", file=sys.stderr)
-    return replace(totals, layers=traced.layers, unknown_ops=traced.unknown_ops), int(shape[-1])
+    return profile(model, (r,), precision), r
 
 
 def profile_model(model: str, resolution: int | None = None, precision: str = "fp32",
@@ -74,10 +55,7 @@ def profile_model(model: str, resolution: int | None = None, precision: str = "f
         from nasforge.hardware import get_device
 
         dev = get_device(device)
-    if ":" in model:
-        cost, r = _space_cost(model, resolution, precision)
-    else:
-        cost, r = _zoo_cost(model, resolution, precision, traced)
+    cost, r = _cost(model, resolution, precision, traced)
     out: dict[str, Any] = {"model": model, "resolution": r, **cost.to_dict()}
     out["layers"] = [{k: row[k] for k in ("name", "op", "in_shape", "out_shape", "params", "macs", "other_ops")}
                      for row in out["layers"]]
