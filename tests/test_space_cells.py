@@ -266,3 +266,20 @@ def test_darts_zero_nodes_read_only_the_shape() -> None:
     y = m(torch.randn(2, 3, 16, 16))
     assert y.shape == (2, 10)
     assert totals(profile(m, sp.input_shape(a))) == totals(sp.cost(a))
+
+
+@pytest.mark.parametrize(("name", "opts"), [
+    ("darts", {"C": 4, "layers": 5, "nodes": 2, "resolution": 16}),
+    ("darts", {"C": 4, "nodes": 1, "layers": 4, "ops": ["none", "skip_connect", "avg_pool_3x3"], "resolution": 16}),
+    ("nasnet", {"B": 2, "layers": 6, "C": 4, "resolution": 16}),
+    ("nasnet", {"B": 1, "layers": 7, "C": 4, "ops": ["skip_connect", "max_pool_3x3"], "resolution": 16}),
+    ("nasnet", {"B": 2, "layers": 2, "C": 4, "cell_inputs_only": True, "resolution": 16}),
+])
+def test_chained_cell_cost_equals_whole_network_emission(name: str, opts: dict[str, object]) -> None:
+    sp = get_space(name, **opts)
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        a = sp.sample(rng)
+        net = sp.network_spec(a)
+        fast, full = net.cost(), net.cost(layers=True)
+        assert totals(fast) == totals(full) and fast.output_shape == full.output_shape, str(a)

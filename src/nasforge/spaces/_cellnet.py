@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasforge.blocks import ConvBNAct, Spec
-from nasforge.cost import Cost, GraphBuilder, Shape, analyze
+from nasforge.blocks import ConvBNAct, Flatten, GlobalPool, Linear, Spec, part_of
+from nasforge.cost import Cost, GraphBuilder, Part, Shape, analyze, chain
 from nasforge.errors import NasforgeError
 from nasforge.spaces._cell_ops import FactorizedReduce, ReLUConvBN, Zero, make_op
 
@@ -234,14 +235,71 @@ class CellNetworkSpec:
         return g.linear(x, self.num_classes, name="classifier")
 
     def cost(self, precision: str = "fp32", layers: bool = False) -> Cost:
-        g = GraphBuilder(self.input_shape)
-        self.emit(g, 0)
-        return analyze(g.nodes, precision, with_layers=layers)
+        """Analytic cost; ``layers=True`` emits the whole network for per-layer rows (slower)."""
+        if layers:
+            g = GraphBuilder(self.input_shape)
+            self.emit(g, 0)
+            return analyze(g.nodes, precision)
+        stem = part_of(self.stem(), self.input_shape)
+        parts = [stem]
+        live = self.live()
+        shapes: list[Shape | None] = [stem.out_shape, stem.out_shape]  # outputs of the cells two back, one back
+        for i, cell in enumerate(self.cells):
+            if not live[i]:
+                shapes.append(None)
+                continue
+            nxt = self.cells[i + 1] if i + 1 < len(self.cells) else None
+            keep = nxt is not None and live[i + 1] and nxt.reads()[0]
+            p = _cell_part(cell, shapes[-2], shapes[-1], i == 0, keep)
+            parts.append(p)
+            shapes.append(p.out_shape)
+        shape = parts[-1].out_shape
+        for spec in (GlobalPool(), Flatten(), Linear(self.out_channels, self.num_classes)):
+            p = part_of(spec, shape)
+            parts.append(p)
+            shape = p.out_shape
+        return chain(parts, precision)
 
     def build(self) -> nn.Module:
         from nasforge.spaces._cell_modules import CellNetworkModule
 
         return CellNetworkModule(self)
+
+
+@lru_cache(maxsize=16384)
+def _cell_part(cell: Cell, s0: Shape | None, s1: Shape | None, shared: bool, keep: bool) -> Part:
+    """Totals of one cell run between its neighbours, for the chained (fast) network cost.
+
+    The cell is emitted on its own with the previous outputs it reads as inputs (one input when both
+    are the stem output); ``keep`` holds the previous cell's output alive to the end, because the next
+    cell reads it too. ``activations`` exclude the inputs (they belong to earlier parts); ``peak``
+    includes them. Chaining these parts gives exactly the totals of emitting the whole network.
+    """
+    r0, r1 = cell.reads()
+    r1 = r1 or (isinstance(cell, DartsCell) and cell.has_zero_node())
+    if shared:
+        assert s1 is not None
+        g = GraphBuilder(s1)
+        x0: int | None = 0
+        x1: int | None = 0
+    else:
+        use0, use1 = r0, r1 or keep
+        first = s0 if use0 else s1
+        assert first is not None
+        g = GraphBuilder(first)
+        x0 = 0 if use0 else None
+        x1 = None
+        if use1:
+            assert s1 is not None
+            x1 = g.add("input", [], s1, name="input1") if use0 else 0
+    out = cell.emit2(g, x0, x1)
+    if keep:
+        assert x1 is not None
+        g.add("identity", [x1, out], g.shape(x1), name="keep")  # an alias: no buffer, holds s1 alive
+    c = analyze(g.nodes, with_layers=False)
+    inputs = sum(n.out_numel for n in g.nodes if n.op == "input")
+    return Part(c.params, c.macs, c.other_ops, c.activations - inputs, c.peak_activations, g.nodes[0].out_shape,
+                g.shape(out))
 
 
 def reduction_layers(layers: int) -> set[int]:
