@@ -294,7 +294,7 @@ class _Tracer(TorchFunctionMode):
             if o is not x:
                 self.emit("copy" if name == "clone" else "identity", [x], o)
         elif inplace or o is not x:
-            self.emit(name, ins, o)  # an op without a rule: analyze() warns and lists it
+            self.emit(name, ins, o, params=self.free_params(ins) or None)  # no rule yet: analyze() warns, lists it
 
     def multi_head_attention(self, args: Sequence[Any], kwargs: dict[str, Any], ins: list[Tensor],
                              outs: list[Tensor]) -> None:
