@@ -1,0 +1,13 @@
+"""Datasets as in-memory tensors: digits (embedded), Fashion-MNIST (IDX files), CIFAR-10 (python batches).
+
+``load_dataset(name, data_dir=None, split_seed=0, subset=None, resize=None)`` gives a ``Dataset`` with
+seeded train/validation/test ``Split``s, normalised with the training split's statistics;
+``dataset_info(name)`` gives its input shape and classes without reading any file.
+"""
+
+from __future__ import annotations
+
+from nasforge.data._dataset import Dataset, DatasetInfo, Split
+from nasforge.data._loaders import dataset_info, list_datasets, load_dataset, read_idx
+
+__all__ = ["Dataset", "DatasetInfo", "Split", "dataset_info", "list_datasets", "load_dataset", "read_idx"]
