@@ -83,3 +83,24 @@ def test_real_nb201_table_lookup_is_fast() -> None:
         est.lookup(k)
     per = (time.perf_counter() - t0) / len(keys)
     assert per < 50e-6, f"lookup took {per * 1e6:.1f} us"
+
+
+def test_search_loop_on_real_nb201_table(tmp_path: Path) -> None:
+    """run_search + TabularEstimator + a registered strategy on NB201; a resumed run extends to the same trials."""
+    from nasforge.runner import run_search
+    from nasforge.spaces import get_space, list_spaces
+    from nasforge.strategies import list_strategies
+
+    table = DATA / "nb201_12ep_acc_minibench.csv"
+    if not table.exists() or "nb201" not in list_spaces() or "evolution" not in list_strategies():
+        pytest.skip("needs the real NB201 table, the nb201 space and the evolution strategy")
+    space = get_space("nb201")
+    est = TabularEstimator(table, "cellstr", "cifar10-val", final_col="cifar10-test", space=space)
+    full = run_search(space, "evolution", est, 40, ["params<=1e6"], seed=5)
+    run_search(space, "evolution", est, 20, ["params<=1e6"], seed=5, out_dir=tmp_path / "r")
+    more = run_search(space, "evolution", est, 40, ["params<=1e6"], seed=5, out_dir=tmp_path / "r", resume=True)
+    assert [t.key() for t in more.trials] == [t.key() for t in full.trials]
+    ok = [t for t in full.trials if t.ok]
+    assert len(ok) == 40 and all(t.reward == est.rows[t.arch][0] and "final" in t.metrics for t in ok)
+    assert all(t.cost["params"] > 1e6 for t in full.trials if t.status == "infeasible")
+    assert full.best is not None and full.best.reward == max(t.reward for t in ok)  # type: ignore[type-var]
