@@ -243,3 +243,19 @@ def test_attention_exact() -> None:
 def test_other_convolutions_exact(module: nn.Module, shape: tuple[int, ...], macs: int) -> None:
     c = profile(module, shape)
     assert c.macs == macs and c.params == sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize(
+    ("module", "shape", "op", "other_ops"),
+    [
+        (nn.MaxPool1d(2), (4, 10), "maxpool", 4 * 5 * 2),  # k ops per output element
+        (nn.AvgPool3d(2), (2, 4, 4, 4), "avgpool", 2 * 8 * 8),
+        (nn.AdaptiveAvgPool1d(1), (4, 10), "adaptive_avgpool", 40),  # reads every input element
+        (nn.AdaptiveMaxPool2d(2), (4, 8, 8), "adaptive_maxpool", 256),
+        (nn.PixelShuffle(2), (8, 4, 4), "copy", 0),
+    ],
+    ids=["maxpool1d", "avgpool3d", "adaptive avgpool1d", "adaptive maxpool2d", "pixel shuffle"],
+)
+def test_other_pools_and_moves(module: nn.Module, shape: tuple[int, ...], op: str, other_ops: int) -> None:
+    c = profile(module, shape)
+    assert [r.op for r in c.layers] == [op] and c.other_ops == other_ops and c.unknown_ops == ()

@@ -87,9 +87,8 @@ def elementwise_rule(n: Node) -> OpCost:
 
 
 def pool_rule(n: Node) -> OpCost:
-    """Pooling: kernel-size comparisons/additions per output element."""
-    kh, kw = n.attrs["kernel"]
-    return OpCost(0, 0, n.out_numel * kh * kw)
+    """Pooling: kernel-size comparisons/additions per output element (1-d, 2-d or 3-d kernels)."""
+    return OpCost(0, 0, n.out_numel * math.prod(n.attrs["kernel"]))
 
 
 def adaptive_pool_rule(n: Node) -> OpCost:

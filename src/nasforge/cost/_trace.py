@@ -57,7 +57,7 @@ DROPOUT = {"dropout", "dropout1d", "dropout2d", "dropout3d", "feature_dropout", 
 MOVEMENT = {"view", "reshape", "view_as", "reshape_as", "flatten", "unflatten", "squeeze", "unsqueeze",
             "transpose", "permute", "t", "movedim", "moveaxis", "swapaxes", "swapdims", "expand", "expand_as",
             "contiguous", "narrow", "select", "getitem", "chunk", "split", "split_with_sizes", "tensor_split",
-            "unbind", "get", "index_select", "repeat"}
+            "unbind", "get", "index_select", "repeat", "pixel_shuffle", "pixel_unshuffle"}
 PASS_THROUGH = {"detach", "to", "float", "half", "double", "bfloat16", "type", "type_as", "cpu", "cuda",
                 "requires_grad", "clone"}
 ZEROS = {"zeros_like", "new_zeros"}
@@ -66,6 +66,10 @@ CONCAT = {"cat", "concat", "concatenate", "stack"}
 NORMS = {"batch_norm": "batchnorm", "layer_norm": "layernorm", "group_norm": "groupnorm",
          "instance_norm": "groupnorm"}
 REDUCTIONS = {"mean": "mean", "sum": "sum", "amax": "max_reduce", "max": "max_reduce"}
+POOLS = {f"{kind}_pool{d}d{tail}": d for kind in ("max", "avg") for d in (1, 2, 3) for tail in ("", "_with_indices")
+         if not (kind == "avg" and tail)}
+ADAPTIVE_POOLS = {f"adaptive_{kind}_pool{d}d{tail}": d for kind in ("max", "avg") for d in (1, 2, 3)
+                  for tail in ("", "_with_indices") if not (kind == "avg" and tail)}
 ALIAS_MOVES = ("reshape", "flatten", "slice")
 
 
@@ -265,14 +269,15 @@ class _Tracer(TorchFunctionMode):
         elif name in ELEMENTWISE:
             self.emit(ELEMENTWISE[name], [t for t in ins if self.node(t) is not None] or ins[:1], o,
                       params=self.free_params(ins) or None)
-        elif name in ("max_pool2d", "avg_pool2d", "max_pool2d_with_indices"):
-            self.emit("avgpool" if name == "avg_pool2d" else "maxpool", [x], o,
-                      kernel=_pair(_arg(args, kwargs, 1, "kernel_size")))
-        elif name in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
-            h, w = x.shape[-2:]
-            oh, ow = o.shape[-2:]
+        elif name in POOLS:
+            d = POOLS[name]
+            k = _arg(args, kwargs, 1, "kernel_size")
+            self.emit("avgpool" if name.startswith("avg") else "maxpool", [x], o,
+                      kernel=_pair(k) if d == 2 else tuple(k) if isinstance(k, list | tuple) else (int(k),) * d)
+        elif name in ADAPTIVE_POOLS:
+            d = ADAPTIVE_POOLS[name]
             self.emit("adaptive_avgpool" if "avg" in name else "adaptive_maxpool", [x], o,
-                      kernel=(max(1, int(h) // int(oh)), max(1, int(w) // int(ow))))
+                      kernel=tuple(max(1, int(i) // int(j)) for i, j in zip(x.shape[-d:], o.shape[-d:], strict=True)))
         elif name in REDUCTIONS:
             self.reduction(name, args, kwargs, x, o)
         elif name in CONCAT:
