@@ -269,6 +269,8 @@ def test_darts_zero_nodes_read_only_the_shape() -> None:
 
 
 @pytest.mark.parametrize(("name", "opts"), [
+    ("darts", {}),
+    ("nasnet", {}),
     ("darts", {"C": 4, "layers": 5, "nodes": 2, "resolution": 16}),
     ("darts", {"C": 4, "nodes": 1, "layers": 4, "ops": ["none", "skip_connect", "avg_pool_3x3"], "resolution": 16}),
     ("nasnet", {"B": 2, "layers": 6, "C": 4, "resolution": 16}),

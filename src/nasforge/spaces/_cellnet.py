@@ -21,7 +21,8 @@ import numpy as np
 from nasforge.blocks import ConvBNAct, Flatten, GlobalPool, Linear, Spec, part_of
 from nasforge.cost import Cost, GraphBuilder, Part, Shape, analyze, chain
 from nasforge.errors import NasforgeError
-from nasforge.spaces._cell_ops import FactorizedReduce, ReLUConvBN, Zero, make_op
+from nasforge.spaces._cell_ops import FactorizedReduce, ReLUConvBN, make_op
+from nasforge.spaces._macro import MacroBuilder, apply
 
 if TYPE_CHECKING:
     from torch import nn
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 DartsNode = tuple[tuple[str, int], tuple[str, int]]
 # A NASNet block: (input 1, input 2, op 1, op 2, combine) with the same input numbering.
 NasnetBlock = tuple[int, int, str, str, str]
+# Cells emit into either builder: every layer (GraphBuilder) or one step per op (MacroBuilder).
+Builder = GraphBuilder | MacroBuilder
 
 
 def preprocess(c_pp: int, c_p: int, c: int, reduction_prev: bool) -> tuple[Spec, Spec]:
@@ -38,7 +41,7 @@ def preprocess(c_pp: int, c_p: int, c: int, reduction_prev: bool) -> tuple[Spec,
     return pre0, ReLUConvBN(c_p, c, 1)
 
 
-def emit_preprocess(g: GraphBuilder, cell: Cell, s0: int | None, s1: int | None) -> list[int | None]:
+def emit_preprocess(g: Builder, cell: Cell, s0: int | None, s1: int | None) -> list[int | None]:
     """The preprocessed cell inputs; an input no op of the cell reads is not preprocessed (``None``)."""
     specs = preprocess(cell.c_pp, cell.c_p, cell.c, cell.reduction_prev)
     states: list[int | None] = []
@@ -46,7 +49,7 @@ def emit_preprocess(g: GraphBuilder, cell: Cell, s0: int | None, s1: int | None)
         if cell.reads()[k]:
             assert x is not None
             with g.scope(f"pre{k}"):
-                states.append(spec.emit(g, x))
+                states.append(apply(g, spec, x))
         else:
             states.append(None)
     return states
@@ -94,18 +97,18 @@ class DartsCell:
         used = {i for node in self.nodes for op, i in node if op != "none"}
         return 0 in used, 1 in used
 
-    def emit2(self, g: GraphBuilder, s0: int | None, s1: int | None) -> int:
+    def emit2(self, g: Builder, s0: int | None, s1: int | None) -> int:
         states = emit_preprocess(g, self, s0, s1)
         for j, row in enumerate(self.edge_specs()):
             out: int | None = None
             for k, (i, spec) in enumerate(row):
                 with g.scope(f"node{j}.edge{k}"):
-                    y = spec.emit(g, _get(states, i))
+                    y = apply(g, spec, _get(states, i))
                 out = y if out is None else g.add_(out, y, name=f"node{j}.add")
             if out is None:  # zeros shaped like the node, made from the raw previous-cell output
                 assert s1 is not None
-                with g.scope(f"node{j}"):
-                    out = Zero(self.c, 2 if self.reduction else 1).emit(g, s1)
+                with g.scope(f"node{j}"):  # as Zero(c, stride).emit, which the module runs
+                    out = g.zero(s1, 2 if self.reduction else 1, self.c, name="zero")
             states.append(out)
         outs = [_get(states, i) for i in range(2, len(states))]
         return g.cat(outs, name="cat") if len(outs) > 1 else outs[0]
@@ -160,7 +163,7 @@ class NasnetCell:
         used = {i for b in self.blocks for i in b[:2]}
         return 0 in used, 1 in used
 
-    def emit2(self, g: GraphBuilder, s0: int | None, s1: int | None) -> int:
+    def emit2(self, g: Builder, s0: int | None, s1: int | None) -> int:
         states = emit_preprocess(g, self, s0, s1)
         for k, ((in1, in2, _, _, comb), specs) in enumerate(zip(self.blocks, self.op_specs(), strict=True)):
             ys = []
@@ -168,7 +171,7 @@ class NasnetCell:
                 if spec is None:
                     raise NasforgeError("nasnet blocks cannot use the 'none' op")
                 with g.scope(f"block{k}.op{e + 1}"):
-                    ys.append(spec.emit(g, _get(states, i)))
+                    ys.append(apply(g, spec, _get(states, i)))
             if comb == "add":
                 states.append(g.add_(ys[0], ys[1], name=f"block{k}.add"))
             else:
@@ -279,14 +282,14 @@ def _cell_part(cell: Cell, s0: Shape | None, s1: Shape | None, shared: bool, kee
     r1 = r1 or (isinstance(cell, DartsCell) and cell.has_zero_node())
     if shared:
         assert s1 is not None
-        g = GraphBuilder(s1)
+        g = MacroBuilder(s1)
         x0: int | None = 0
         x1: int | None = 0
     else:
         use0, use1 = r0, r1 or keep
         first = s0 if use0 else s1
         assert first is not None
-        g = GraphBuilder(first)
+        g = MacroBuilder(first)
         x0 = 0 if use0 else None
         x1 = None
         if use1:
@@ -296,10 +299,7 @@ def _cell_part(cell: Cell, s0: Shape | None, s1: Shape | None, shared: bool, kee
     if keep:
         assert x1 is not None
         g.add("identity", [x1, out], g.shape(x1), name="keep")  # an alias: no buffer, holds s1 alive
-    c = analyze(g.nodes, with_layers=False)
-    inputs = sum(n.out_numel for n in g.nodes if n.op == "input")
-    return Part(c.params, c.macs, c.other_ops, c.activations - inputs, c.peak_activations, g.nodes[0].out_shape,
-                g.shape(out))
+    return g.finish(out)
 
 
 def reduction_layers(layers: int) -> set[int]:
