@@ -11,13 +11,32 @@ from nasforge.hardware._devices import (
     load_devices,
     parse_bytes,
 )
+from nasforge.hardware._latency import LatencyStats, measure_latency, measure_onnx_file
+from nasforge.hardware._lut import (
+    LatencyTable,
+    build_table,
+    load_ofa_table,
+    parse_ofa_key,
+    spec_key,
+)
+from nasforge.hardware._predictor import LatencyPredictor, latency_metrics
 
 __all__ = [
     "DEVICE_KINDS",
     "Device",
+    "LatencyPredictor",
+    "LatencyStats",
+    "LatencyTable",
+    "build_table",
     "builtin_devices",
     "get_device",
+    "latency_metrics",
     "list_devices",
     "load_devices",
+    "load_ofa_table",
+    "measure_latency",
+    "measure_onnx_file",
     "parse_bytes",
+    "parse_ofa_key",
+    "spec_key",
 ]

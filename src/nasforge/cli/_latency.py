@@ -1,0 +1,153 @@
+"""``nasforge latency measure | build | predict | fit``: latency on this machine, lookup tables, predictors."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from nasforge.cli._app import app
+from nasforge.cli._space import OptionArg, parse_options
+from nasforge.errors import NasforgeError
+from nasforge.spaces import get_space
+
+latency_app = typer.Typer(help="Latency: measure, build lookup tables, fit predictors.", no_args_is_help=True)
+app.add_typer(latency_app, name="latency")
+
+DeviceOpt = Annotated[str, typer.Option("--device", help="host (= cpu), cuda or cuda:N")]
+RuntimeOpt = Annotated[str, typer.Option("--runtime", help="torch or onnxruntime (CPU)")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", help="intra-op threads (pinned while measuring)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+@latency_app.command("measure")
+def measure_cmd(
+    space: Annotated[str | None, typer.Option("--space", help="space of --arch")] = None,
+    arch: Annotated[str | None, typer.Option("--arch", help="architecture string of --space")] = None,
+    onnx: Annotated[str | None, typer.Option("--onnx", help="an exported ONNX file instead of --space/--arch")] = None,
+    input_shape: Annotated[str | None, typer.Option("--input-shape", help="with --onnx: e.g. 1,3,224,224")] = None,
+    option: OptionArg = None,
+    device: DeviceOpt = "host",
+    runtime: RuntimeOpt = "torch",
+    threads: ThreadsOpt = 1,
+    warmup: Annotated[int, typer.Option("--warmup")] = 10,
+    repeats: Annotated[int, typer.Option("--repeats")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Median, min and IQR latency (ms, batch 1) of one architecture or an ONNX file."""
+    from nasforge.hardware import measure_latency, measure_onnx_file
+
+    if onnx is not None:
+        if input_shape is None:
+            raise NasforgeError("--onnx needs --input-shape, e.g. 1,3,224,224")
+        try:
+            shape = tuple(int(t) for t in input_shape.split(","))
+        except ValueError:
+            raise NasforgeError(f"bad --input-shape {input_shape!r}; expected integers like 1,3,224,224") from None
+        stats = measure_onnx_file(onnx, shape, threads, warmup, repeats)
+    else:
+        if space is None or arch is None:
+            raise NasforgeError("give --space and --arch (or --onnx FILE --input-shape ...)")
+        sp = get_space(space, **parse_options(option))
+        a = sp.parse(arch)
+        module = sp.build(a)
+        stats = measure_latency(module, (1, *sp.input_shape(a)), device, runtime, threads, warmup, repeats)
+    if as_json:
+        typer.echo(json.dumps(stats.to_dict()))
+    else:
+        typer.echo(f"median {stats.median_ms:.4f} ms  min {stats.min_ms:.4f} ms  IQR {stats.iqr_ms:.4f} ms  "
+                   f"({stats.repeats} runs, {stats.device}/{stats.runtime}, {stats.threads} thread(s))")
+
+
+@latency_app.command("build")
+def build_cmd(
+    space: Annotated[str, typer.Option("--space", help="space whose blocks to measure")],
+    out: Annotated[str, typer.Option("--out", help="table file: .json, .yaml or .yml")],
+    option: OptionArg = None,
+    device: DeviceOpt = "host",
+    runtime: RuntimeOpt = "torch",
+    threads: ThreadsOpt = 1,
+    samples: Annotated[int, typer.Option("--samples", help="archs whose blocks are covered (all if the space is "
+                                         "smaller)")] = 1000,
+    fit_networks: Annotated[int, typer.Option("--fit-networks", help="whole networks measured to fit the "
+                                              "constant")] = 5,
+    warmup: Annotated[int, typer.Option("--warmup")] = 5,
+    repeats: Annotated[int, typer.Option("--repeats")] = 20,
+    stat: Annotated[str, typer.Option("--stat", help="min or median of the repeats")] = "min",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure every distinct block of a space once and write the lookup table."""
+    from nasforge.hardware import build_table
+
+    opts = parse_options(option)
+    sp = get_space(space, **opts)
+    if not out.endswith((".json", ".yaml", ".yml")):
+        raise NasforgeError(f"--out {out!r} must end in .json, .yaml or .yml")
+    table = build_table(sp, device=device, runtime=runtime, threads=threads, warmup=warmup, repeats=repeats,
+                        stat=stat, samples=samples, fit_networks=fit_networks, seed=seed, space_name=space,
+                        space_options=opts)
+    path = table.save(out)
+    info = {"out": str(path), "entries": len(table), "device": table.device, "runtime": table.runtime,
+            "threads": table.threads, "constant_ms": table.constant_ms}
+    if as_json:
+        typer.echo(json.dumps(info))
+    else:
+        typer.echo(f"wrote {path}: {len(table)} blocks on {table.device}/{table.runtime}, "
+                   f"constant {table.constant_ms:+.4f} ms")
+
+
+@latency_app.command("predict")
+def predict_cmd(
+    lut: Annotated[str, typer.Option("--lut", help="a table written by `latency build`")],
+    arch: Annotated[list[str], typer.Option("--arch", help="architecture string (repeatable)")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Predicted latency (ms) of architectures from a lookup table: block sum + fitted constant."""
+    from nasforge.hardware import LatencyTable
+
+    table = LatencyTable.load(lut)
+    if table.space is None:
+        raise NasforgeError(f"lookup table {lut!r} records no space (an OFA/ProxylessNAS table?); "
+                            "use the Python API with a NetworkSpec")
+    sp = get_space(table.space, **table.space_options)
+    table.bind(sp)
+    rows = [{"arch": a, "ms": table.predict(sp.parse(a))} for a in arch]
+    if as_json:
+        typer.echo(json.dumps(rows))
+    else:
+        for r in rows:
+            typer.echo(f"{r['ms']:.4f} ms  {r['arch']}")
+
+
+@latency_app.command("fit")
+def fit_cmd(
+    table: Annotated[str, typer.Option("--table", help="CSV of measured latencies")],
+    arch_col: Annotated[str, typer.Option("--arch-col", help="column holding architecture strings")],
+    target_col: Annotated[str, typer.Option("--target-col", help="latency column (ms) to predict")],
+    space: Annotated[str, typer.Option("--space", help="space the architecture strings belong to")],
+    train: Annotated[int, typer.Option("--train", help="rows to train on (random); the rest are the test")] = 1000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    option: OptionArg = None,
+    naive: Annotated[bool, typer.Option("--naive", help="the baseline: one-hot only, squared loss")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a latency predictor on N random rows of a table; report accuracy on all other rows."""
+    from nasforge.hardware._predictor import fit_on_table, parse_archs, read_latency_table
+
+    sp = get_space(space, **parse_options(option))
+    texts, cols = read_latency_table(table, arch_col, [target_col])
+    y = cols[target_col]
+    if not 1 < train < len(texts):
+        raise NasforgeError(f"--train {train} must be between 2 and {len(texts) - 1} (the table has {len(texts)} "
+                            "rows; at least one is left to test on)")
+    archs = parse_archs(sp, texts, f"table {table}")
+    rep = fit_on_table(sp, archs, y, train, seed, naive=naive, column=target_col)
+    d = rep.to_dict()
+    if as_json:
+        typer.echo(json.dumps(d))
+    else:
+        typer.echo(f"{target_col}: within 10% {d['within_10pct']:.3f}  within 5% {d['within_5pct']:.3f}  "
+                   f"spearman {d['spearman']:.3f}  rmse {d['rmse']:.4f} ms  (train {d['n_train']}, "
+                   f"test {d['n_test']})")
