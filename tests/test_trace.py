@@ -259,3 +259,30 @@ def test_other_convolutions_exact(module: nn.Module, shape: tuple[int, ...], mac
 def test_other_pools_and_moves(module: nn.Module, shape: tuple[int, ...], op: str, other_ops: int) -> None:
     c = profile(module, shape)
     assert [r.op for r in c.layers] == [op] and c.other_ops == other_ops and c.unknown_ops == ()
+
+
+class TinyViT(nn.Module):
+    """Patch embedding, a learned class token and position embedding, one ``nn.TransformerEncoderLayer``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, 32, 4, 4)
+        self.cls = nn.Parameter(torch.zeros(1, 1, 32))
+        self.pos = nn.Parameter(torch.zeros(1, 17, 32))
+        self.enc = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        t = self.patch(x).flatten(2).transpose(1, 2)
+        t = torch.cat([self.cls.expand(t.shape[0], -1, -1), t], 1) + self.pos
+        return self.head(self.enc(t)[:, 0])
+
+
+def test_vit_exact() -> None:
+    m = TinyViT()
+    c = profile(m, (3, 16, 16))
+    L, E = 17, 32  # 16 patches + class token, embedding width
+    patch = 32 * 3 * 4 * 4 * 16
+    assert c.macs == patch + 4 * L * E * E + 2 * L * L * E + 2 * L * E * 64 + E * 10
+    assert c.params == sum(p.numel() for p in m.parameters())  # class token and position embedding included
+    assert c.unknown_ops == ()

@@ -96,6 +96,11 @@ def adaptive_pool_rule(n: Node) -> OpCost:
     return OpCost(0, 0, math.prod(n.in_shapes[0]))
 
 
+def learned_rule(n: Node) -> OpCost:
+    """Data movement that may carry a learned operand (attr ``params``, e.g. a class token concatenated)."""
+    return OpCost(n.attrs.get("params", 0), 0, 0)
+
+
 def free_rule(n: Node) -> OpCost:
     """Data movement only (concat, views, shuffles, dropout at inference): no arithmetic."""
     return FREE
@@ -143,7 +148,7 @@ RULES: dict[str, Rule] = {
     "mean": adaptive_pool_rule,
     "sum": adaptive_pool_rule,
     "max_reduce": adaptive_pool_rule,
-    "cat": free_rule,
+    "cat": learned_rule,
     "flatten": free_rule,
     "reshape": free_rule,
     "slice": free_rule,

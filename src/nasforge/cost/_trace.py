@@ -281,7 +281,8 @@ class _Tracer(TorchFunctionMode):
         elif name in REDUCTIONS:
             self.reduction(name, args, kwargs, x, o)
         elif name in CONCAT:
-            self.emit("cat", [t for t in ins if self.node(t) is not None], o, dim=_arg(args, kwargs, 1, "dim", 0))
+            self.emit("cat", [t for t in ins if self.node(t) is not None], o, dim=_arg(args, kwargs, 1, "dim", 0),
+                      params=self.free_params(ins) or None)  # e.g. a learned class token
         elif name in DROPOUT:
             self.emit("dropout", [x], o)
         elif name in ("channel_shuffle", "native_channel_shuffle"):
