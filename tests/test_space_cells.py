@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -285,3 +287,18 @@ def test_chained_cell_cost_equals_whole_network_emission(name: str, opts: dict[s
         net = sp.network_spec(a)
         fast, full = net.cost(), net.cost(layers=True)
         assert totals(fast) == totals(full) and fast.output_shape == full.output_shape, str(a)
+
+
+def test_darts_reads_every_naslib_nb301_encoding() -> None:
+    path = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "naslib_zc_subsets" / "zc_nasbench301.json"
+    if not path.exists():
+        pytest.skip("shared NASLib data not present")
+    table = json.loads(path.read_text())["nasbench301"]["cifar10"]
+    sp = get_space("darts")
+    archs = [sp.naslib_arch(enc) for enc in table]
+    assert len(archs) == len(set(archs)) == 500
+    assert all(sp.parse(str(a)) == a for a in archs[:50])
+    first = sp.genotype(archs[0])["normal"][0]
+    assert {e[0] for e in first} <= set(DARTS_OPS) - {"none"}
+    with pytest.raises(NasforgeError, match=r"op ids 0\.\.6"):
+        sp.naslib_arch("[[(0, 9)], [(0, 1)]]")

@@ -14,6 +14,7 @@ NB201's 15,625 it does not merge cells that compute the same function (``none`` 
 
 from __future__ import annotations
 
+import ast
 import math
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,10 @@ DARTS_OPS: tuple[str, ...] = (
     "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
 )
 CELLS = ("normal", "reduce")
+# NASLib's op ids in its compact NB301 encoding ``[[(input, op) x8], [(input, op) x8]]``.
+NASLIB_NB301_OPS: tuple[str, ...] = (
+    "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
+)
 
 
 @register_space("darts")
@@ -100,6 +105,21 @@ class DartsSpace(SearchSpace):
             for j in range(self.nodes):
                 choices += self._node_choices(cell, j, [(str(o), int(i)) for o, i in edges[2 * j: 2 * j + 2]])
         return self.decode(choices)
+
+    def naslib_arch(self, compact: Any) -> Architecture:
+        """The architecture of NASLib's compact NB301 encoding (a nested list or its string form)."""
+        if isinstance(compact, str):
+            try:
+                compact = ast.literal_eval(compact)
+            except (ValueError, SyntaxError):
+                raise NasforgeError(f"darts: cannot read NASLib encoding {compact[:40]!r}") from None
+        try:
+            cells = [[(NASLIB_NB301_OPS[int(o)], int(i)) for i, o in cell] for cell in compact]
+        except (TypeError, ValueError, IndexError):
+            raise NasforgeError("darts: a NASLib encoding is two lists of (input, op id) pairs, op ids 0..6") from None
+        if len(cells) != 2:
+            raise NasforgeError(f"darts: a NASLib encoding has 2 cells, got {len(cells)}")
+        return self.arch_of(cells[0], cells[1])
 
     def _node_choices(self, cell: str, j: int, edges: list[tuple[str, int]]) -> list[int]:
         n = 2 + j
