@@ -133,10 +133,10 @@ def load_config(data: Any, where: str = "<dict>") -> dict[str, Any]:
     divisor = ck.integer("divisor", top.get("divisor", 8), 1, 64)
     for w in widths:  # an inverted-residual block needs at least one hidden channel
         prev = make_divisible(stem_channels * w, divisor)
-        for i, st in enumerate(stages):
-            out = make_divisible(st.channels * w, divisor)
-            if st.block == "inverted_residual":
-                for e in st.choices[1]:
+        for i, sd in enumerate(stages):
+            out = make_divisible(sd.channels * w, divisor)
+            if sd.block == "inverted_residual":
+                for e in sd.choices[1]:
                     if round(min(prev, out) * e) < 1:
                         raise ck.fail(f"stages[{i}].expand", f"value {e} gives a block with no hidden channels at "
                                       f"width {w}; allowed: expand * channels >= 0.5")
