@@ -86,3 +86,15 @@ def test_cost_reflects_the_resolutions() -> None:
     # at twice the resolution every conv has 4x the pixels; the final linear layer (8 channels x 10) does not
     linear = 8 * 10
     assert sp.cost(fine, resolution=128).macs - linear == 4 * (cf.macs - linear)
+
+
+@pytest.mark.parametrize("head", ["classification", "dense"])
+def test_cached_cost_equals_full_analysis(head: str) -> None:
+    sp = get_space("lattice", layers=8, levels=4, base_channels=4, resolution=48, head=head)
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        a = sp.sample(rng)
+        fast, full = sp.cost(a), sp.network(a).cost(layers=True)
+        assert (fast.params, fast.macs, fast.other_ops, fast.activations, fast.peak_activations,
+                fast.output_shape) == (full.params, full.macs, full.other_ops, full.activations,
+                                       full.peak_activations, full.output_shape)

@@ -484,17 +484,7 @@ class StagedSpace(SearchSpace):
                     peak, in_shape, q.out_shape, precision)
 
     def _miss(self, key: tuple[Any, ...], specs: tuple[Spec, ...], in_shape: tuple[int, ...]) -> Part:
-        """Fold a few specs into one cached part (their chain, as a single sequential piece)."""
-        ps = []
-        shape = in_shape
-        for sp in specs:
-            q = part_of(sp, shape)
-            ps.append(q)
-            shape = q.out_shape
-        tot = chain(ps)
-        first = math.prod(in_shape)
-        part = Part(tot.params, tot.macs, tot.other_ops, tot.activations - first, tot.peak_activations, in_shape,
-                    tot.output_shape)
+        part = fold(specs, in_shape)
         if len(self._parts) > 200_000:
             self._parts.clear()
         self._parts[key] = part
@@ -510,6 +500,19 @@ class StagedSpace(SearchSpace):
         d["stages"] = [{"block": st.block, "channels": st.channels, "stride": st.stride, "depths": list(st.depths)}
                        for st in self.stages]
         return d
+
+
+def fold(specs: Sequence[Spec], in_shape: tuple[int, ...]) -> Part:
+    """Specs run in sequence as one ``Part`` (from the cached per-spec parts)."""
+    ps = []
+    shape = in_shape
+    for sp in specs:
+        q = part_of(sp, shape)
+        ps.append(q)
+        shape = q.out_shape
+    tot = chain(ps)
+    return Part(tot.params, tot.macs, tot.other_ops, tot.activations - math.prod(in_shape), tot.peak_activations,
+                in_shape, tot.output_shape)
 
 
 def _product(lists: list[list[tuple[int, ...]]]) -> Iterator[tuple[tuple[int, ...], ...]]:

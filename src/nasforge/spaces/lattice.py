@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nasforge.blocks import BasicBlock, Conv, ConvBNAct, Flatten, GlobalPool, Linear, NetworkSpec, Spec
-from nasforge.cost import Cost, GraphBuilder
+from nasforge.cost import Cost, GraphBuilder, Part, chain
 from nasforge.errors import NasforgeError
 from nasforge.spaces._base import Architecture, Decision, SearchSpace, register_space
-from nasforge.spaces._staged import check_int
+from nasforge.spaces._staged import check_int, fold
 
 if TYPE_CHECKING:
     from torch import nn
@@ -86,6 +86,8 @@ class LatticeSpace(SearchSpace):
             ways.insert(0, [sum(nxt[m] for m in (lv - 1, lv, lv + 1) if 0 <= m < self.levels)
                             for lv in range(self.levels)])
         self._ways = ways
+        self._parts: dict[tuple[Any, ...], Part] = {}  # stem, (from, to) cells and heads, filled on first cost
+        self._at: dict[int, LatticeSpace] = {}  # the same lattice at other resolutions
 
     # -- decisions and paths -----------------------------------------------------------------------
     def decisions(self) -> list[Decision]:
@@ -228,53 +230,64 @@ class LatticeSpace(SearchSpace):
     def channels(self, level: int) -> int:
         return self.base_channels << level
 
+    def _stem(self) -> tuple[Spec, ...]:
+        c0 = self.channels(0)
+        return (ConvBNAct(self.in_channels, c0, 3, 2), ConvBNAct(c0, c0, 3, 2))
+
+    def _cell(self, prev: int, lv: int) -> tuple[Spec, ...]:
+        """The layer moving from level ``prev`` to ``lv``: the transition, then a basic block."""
+        cp, cl = self.channels(prev), self.channels(lv)
+        if lv > prev:
+            return (ConvBNAct(cp, cl, 3, 2), BasicBlock(cl, cl))
+        if lv < prev:
+            return (Upsample(self.sizes[lv]), ConvBNAct(cp, cl, 1), BasicBlock(cl, cl))
+        return (BasicBlock(cl, cl),)
+
+    def _head(self, last: int, num_classes: int) -> tuple[Spec, ...]:
+        c = self.channels(last)
+        if self.head == "classification":
+            return (GlobalPool(), Flatten(), Linear(c, num_classes))
+        up: tuple[Spec, ...] = (Upsample(self.sizes[0]),) if last else ()
+        return (*up, Conv(c, num_classes, 1))
+
+    def _shape(self, level: int) -> tuple[int, int, int]:
+        return (self.channels(level), self.sizes[level], self.sizes[level])
+
     def network(self, arch: Architecture, num_classes: int | None = None) -> NetworkSpec:
         """The ``NetworkSpec``: stem, one stage per layer (transition + basic block), head."""
         levels = self.path(arch)
         k = self.num_classes if num_classes is None else check_int("lattice", "num_classes", num_classes, 1)
-        c0 = self.channels(0)
-        stem: tuple[Spec, ...] = (ConvBNAct(self.in_channels, c0, 3, 2), ConvBNAct(c0, c0, 3, 2))
-        stages = []
-        prev = 0
-        for lv in levels:
-            cp, cl = self.channels(prev), self.channels(lv)
-            cell: tuple[Spec, ...]
-            if lv > prev:
-                cell = (ConvBNAct(cp, cl, 3, 2), BasicBlock(cl, cl))
-            elif lv < prev:
-                cell = (Upsample(self.sizes[lv]), ConvBNAct(cp, cl, 1), BasicBlock(cl, cl))
-            else:
-                cell = (BasicBlock(cl, cl),)
-            stages.append(cell)
-            prev = lv
-        last = self.channels(prev)
-        head: tuple[Spec, ...]
-        if self.head == "classification":
-            head = (GlobalPool(), Flatten(), Linear(last, k))
-        else:
-            up: tuple[Spec, ...] = (Upsample(self.sizes[0]),) if prev else ()
-            head = (*up, Conv(last, k, 1))
-        return NetworkSpec(arch.text, self.input_shape(arch), stem, tuple(stages), head)
+        stages = tuple(self._cell(prev, lv) for prev, lv in zip([0, *levels], levels, strict=False))
+        return NetworkSpec(arch.text, self.input_shape(arch), self._stem(), stages, self._head(levels[-1], k))
 
     def input_shape(self, arch: Architecture | None = None) -> tuple[int, ...]:
         return (self.in_channels, self.resolution, self.resolution)
 
     def cost(self, arch: Architecture, resolution: int | None = None, precision: str = "fp32") -> Cost:
-        """Analytic cost (cached per block): cells at coarser levels cost less, as the path says."""
+        """Analytic cost from parts cached per (from level, to level): coarser cells cost less memory."""
         if resolution is not None and resolution != self.resolution:
-            return get_lattice_at(self, resolution).cost(arch, None, precision)
-        return self.network(arch).cost(precision)
+            other = self._at.get(resolution)
+            if other is None:
+                other = self._at[resolution] = LatticeSpace(self.layers, self.levels, self.base_channels, resolution,
+                                                            self.in_channels, self.num_classes, self.head)
+            return other.cost(Architecture(other.name, arch.choices, arch.text), None, precision)
+        levels = self.path(arch)
+        parts = self._parts
+        if not parts:
+            parts[("stem",)] = fold(self._stem(), self.input_shape())
+            for a in range(self.levels):
+                parts[("head", a)] = fold(self._head(a, self.num_classes), self._shape(a))
+                for b in (a - 1, a, a + 1):
+                    if 0 <= b < self.levels:
+                        parts[(a, b)] = fold(self._cell(a, b), self._shape(a))
+        seq = [parts[("stem",)], *(parts[(p, q)] for p, q in zip([0, *levels], levels, strict=False)),
+               parts[("head", levels[-1])]]
+        return chain(seq, precision)
 
     def build(self, arch: Architecture, num_classes: int | None = None, **options: Any) -> nn.Module:
         if options:
             raise NasforgeError(f"lattice: unknown build option(s) {', '.join(sorted(options))}; allowed: none")
         return self.network(arch, num_classes).build()
-
-
-def get_lattice_at(space: LatticeSpace, resolution: int) -> LatticeSpace:
-    """The same lattice at another input resolution (for ``cost(arch, resolution=...)``)."""
-    return LatticeSpace(space.layers, space.levels, space.base_channels, resolution, space.in_channels,
-                        space.num_classes, space.head)
 
 
 def _down(size: int) -> int:
