@@ -15,6 +15,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from nasforge.cost import Cost, profile
+from nasforge.data import load_dataset
 from nasforge.errors import NasforgeError
 from nasforge.estimators import PROXIES, ZeroCostEstimator, get_proxy, random_batch
 from nasforge.spaces import Architecture, Decision, SearchSpace, get_space
@@ -54,7 +55,7 @@ def test_synflow_and_snip_match_hand_computation() -> None:
     w = lin.weight.detach().clone().requires_grad_(True)
     torch.nn.functional.cross_entropy(x @ w.T, y).backward()
     assert w.grad is not None
-    assert get_proxy("snip")(lin, x, y) == pytest.approx(float((w * w.grad).abs().sum()), rel=1e-5)
+    assert get_proxy("snip")(lin, x, y) == pytest.approx(float((w.detach() * w.grad).abs().sum()), rel=1e-5)
     assert get_proxy("grad_norm")(lin, x, y) == pytest.approx(float(w.grad.norm()), rel=1e-5)
 
 
@@ -102,6 +103,16 @@ def test_zero_cost_estimator() -> None:
     assert ZeroCostEstimator(space, "params").evaluate(space.decode([3])).reward == results[3].cost["params"]
     with pytest.raises(NasforgeError, match="unknown zero-cost proxy"):
         ZeroCostEstimator(space, "fisher")
+
+
+def test_zero_cost_estimator_on_real_images() -> None:
+    space = _Widths()
+    digits = load_dataset("digits", subset=(64, 8, 8))  # 1 channel, repeated to the space's 3
+    est = ZeroCostEstimator(space, "jacob_cov", batch_size=16, dataset=digits)
+    x, y = est.batch(space.decode([0]))
+    assert x.shape == (16, 3, 8, 8) and est.num_classes == 10 and int(y.max()) < 10
+    r = est.evaluate(space.decode([2]))
+    assert r.ok and r.reward is not None and r.reward <= -16  # -sum(log v + 1/v) <= -batch size
 
 
 def _nb201_string(enc: str) -> str:

@@ -29,6 +29,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "none")
 DEVICES = ("cpu", "cuda")
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
+MAX_CACHED_SHAPES = 4  # resized copies of the data kept (spaces with a resolution decision need several)
 
 # Called after each rung epoch with (epoch, validation accuracy so far); a returned string stops training
 # with that reason (status "pruned"), None lets it go on.
@@ -78,7 +79,7 @@ class TrainingEstimator:
     - ``device_torch``: ``cpu`` or ``cuda``. ``num_threads`` sets torch's intra-op threads for each run.
     - ``build_options`` are passed to ``space.build(arch, num_classes=..., **build_options)``.
       The number of classes comes from the data. When ``space.input_shape(arch)`` differs from the data,
-      the data is resized (and grayscale repeated to 3 channels) to fit, once per shape.
+      the data is resized (and grayscale repeated to 3 channels) to fit; the last 4 shapes are kept.
     - ``cost_precision``: the precision of the byte counts in ``Result.cost``.
 
     ``evaluate`` returns ``Result(reward=val_acc, metrics={val_acc, train_loss, epochs, images_per_s,
@@ -182,8 +183,12 @@ class TrainingEstimator:
         return shape[0], shape[1], shape[2]
 
     def _data_for(self, shape: tuple[int, int, int]) -> _Tensors:
-        """The dataset adapted to ``shape`` and moved to the device, cached per shape."""
-        if shape not in self._tensors:
+        """The dataset adapted to ``shape`` and moved to the device, cached for the last few shapes."""
+        if shape in self._tensors:
+            self._tensors[shape] = self._tensors.pop(shape)  # most recently used last
+        else:
+            while len(self._tensors) >= MAX_CACHED_SHAPES:
+                del self._tensors[next(iter(self._tensors))]
             ds = self.dataset.with_channels(shape[0]).resized((shape[1], shape[2]))
             dev = self.device
             mf = torch.channels_last if self.channels_last else torch.contiguous_format
