@@ -1,0 +1,119 @@
+"""``nasforge search`` (the main job), ``nasforge report RUN_DIR`` and ``nasforge export RUN_DIR``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from nasforge.cli._app import app
+from nasforge.errors import NasforgeError
+from nasforge.report._job import JobConfig, export_run, run_job, write_run_report
+
+
+def parse_options(items: list[str] | None, what: str) -> dict[str, Any]:
+    """``k=v`` pairs; values are read as YAML (numbers, lists like ``[3,5]``, booleans)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise NasforgeError(f"{what} {item!r} must be KEY=VALUE, e.g. widths=[0.5,1.0]")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise NasforgeError(f"{what} {item!r}: value {value!r} is not a number, list or word") from None
+    return out
+
+
+@app.command("search")
+def search(
+    space: Annotated[str | None, typer.Option(help="search space name (default mobilenet)")] = None,
+    space_option: Annotated[list[str] | None, typer.Option("--space-option", "-o", help="space option k=v")] = None,
+    strategy: Annotated[str | None, typer.Option(help="strategy (default evolution)")] = None,
+    strategy_option: Annotated[list[str] | None, typer.Option(help="strategy option k=v")] = None,
+    estimator: Annotated[str | None, typer.Option(help="estimator: train")] = None,
+    dataset: Annotated[str | None, typer.Option(help="digits | fashion-mnist | cifar10")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="folder of the dataset's files")] = None,
+    subset: Annotated[int | None, typer.Option(help="cap the training split at N images")] = None,
+    device: Annotated[str | None, typer.Option(help="device profile name or YAML file (default stm32f746)")] = None,
+    precision: Annotated[str | None, typer.Option(help="precision of memory constraints: int8 | fp32")] = None,
+    constraint: Annotated[list[str] | None, typer.Option(help="extra constraint, e.g. 'macs<=50e6'")] = None,
+    budget: Annotated[int | None, typer.Option(help="architectures to train")] = None,
+    epochs: Annotated[int | None, typer.Option(help="training epochs per candidate")] = None,
+    final_epochs: Annotated[int | None, typer.Option(help="training epochs of the final pick")] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    lr: Annotated[float | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    workers: Annotated[int | None, typer.Option(help="parallel evaluations")] = None,
+    out: Annotated[str | None, typer.Option(help="run directory (default runs/search-<time>)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file with any of these options")] = None,
+    resume: Annotated[bool, typer.Option(help="continue the interrupted run in --out")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Hardware-aware search: find the most accurate network that fits the device (writes a run directory)."""
+    cfg = JobConfig()
+    if config is not None:
+        cfg = cfg.merged(JobConfig.from_yaml(config))
+    flags = {"space": space, "strategy": strategy, "estimator": estimator, "dataset": dataset, "data_dir": data_dir,
+             "subset": subset, "device": device, "precision": precision, "budget": budget, "epochs": epochs,
+             "final_epochs": final_epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "workers": workers,
+             "out": out}
+    cfg = cfg.merged(flags)
+    if space_option:
+        cfg.space_options = {**cfg.space_options, **parse_options(space_option, "--space-option")}
+    if strategy_option:
+        cfg.strategy_options = {**cfg.strategy_options, **parse_options(strategy_option, "--strategy-option")}
+    if constraint:
+        cfg.constraints = [*cfg.constraints, *constraint]
+    if cfg.device in ("", "none"):
+        cfg.device = None
+    console = Console(stderr=True, quiet=as_json)
+    bar = Progress(TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"),
+                   TimeElapsedColumn(), console=console, transient=False)
+
+    def progress(trial: Any, best: Any, done: int, total: int) -> None:
+        if not bar.tasks:
+            bar.add_task("search", total=total, best="")
+        task = bar.tasks[0].id
+        text = "" if best is None else f"best {best.reward:.4f} (#{best.number})"
+        bar.update(task, completed=done, total=total, best=text)
+
+    with bar:
+        summary = run_job(cfg, progress=progress, resume=resume, status=lambda m: console.log(m))
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
+    best = summary.get("best")
+    console.quiet = False
+    if best:
+        fits = best.get("fits") or {}
+        console.print(f"[bold]best[/bold] {best['space']}:{best['arch']}")
+        console.print(f"  val acc {best['val_acc']:.4f}  test acc {best['test_acc']:.4f}  "
+                      f"MACs {best['cost']['macs']:,}  params {best['cost']['params']:,}  "
+                      f"peak {best['cost']['peak_memory_bytes']:,} B  weights {best['cost']['weight_bytes']:,} B "
+                      f"({best['cost']['precision']})" + (f"  fits {fits.get('device')}: {fits.get('fits')}"
+                                                          if fits else ""))
+    else:
+        console.print("no architecture was evaluated successfully")
+    console.print(f"run directory: {summary['run_dir']}  report: {summary['report']}")
+
+
+@app.command("report")
+def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> None:
+    """Rebuild a run's plots and report.html from its store."""
+    typer.echo(str(write_run_report(run_dir)))
+
+
+@app.command("export")
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="a finished search run directory")],
+    fmt: Annotated[str, typer.Option("--format", help="onnx | torchscript")] = "onnx",
+    out: Annotated[Path | None, typer.Option(help="output file (default in RUN_DIR/best)")] = None,
+) -> None:
+    """Re-export the best model of a run (ONNX is checked against PyTorch with onnxruntime)."""
+    typer.echo(str(export_run(run_dir, fmt, out)))

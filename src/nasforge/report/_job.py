@@ -1,0 +1,298 @@
+"""The main job: a hardware-aware search end to end, and the files of its run directory.
+
+``JobConfig`` holds every knob (flags and ``--config`` YAML map onto its fields). ``run_job`` validates
+everything before it touches the disk (unknown names, malformed constraints, a device no architecture of the
+space can meet), runs the search, trains the best candidate once more for its test accuracy, and writes
+``best/`` (``model.pt``, ``model.onnx`` checked with onnxruntime, ``summary.json``), ``pareto.png``,
+``history.png`` and ``report.html`` next to the run store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nasforge.errors import NasforgeError
+from nasforge.spaces import SearchSpace, get_space
+
+BEST_DIR = "best"
+SUMMARY = "summary.json"
+
+#: Space options the job uses when the user gives none: a small MobileNetV2-style space for 8x8..32x32 images.
+SMALL_MOBILENET: dict[str, Any] = {
+    "stage_channels": [16, 24, 40, 64],
+    "stage_strides": [1, 2, 2, 1],
+    "depths": [[1, 2], [1, 2, 3], [1, 2, 3], [1, 2]],
+    "kernels": [3, 5],
+    "expands": [3, 6],
+    "widths": [0.5, 0.75, 1.0],
+    "resolutions": [24, 32],
+    "stem_channels": 16,
+    "first_channels": 8,
+    "head_channels": 256,
+}
+
+
+@dataclass
+class JobConfig:
+    """Everything a search run needs; defaults are the main job (digits, stm32f746, evolution)."""
+
+    space: str = "mobilenet"
+    space_options: dict[str, Any] = field(default_factory=dict)
+    strategy: str = "evolution"
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+    estimator: str = "train"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    subset: int | None = None
+    device: str | None = "stm32f746"
+    precision: str = "int8"
+    constraints: list[str] = field(default_factory=list)
+    budget: int = 20
+    epochs: int = 3
+    final_epochs: int = 10
+    batch_size: int = 64
+    lr: float | None = None
+    optimizer: str = "sgd"
+    seed: int = 0
+    workers: int = 1
+    out: str | None = None
+
+    @staticmethod
+    def from_yaml(path: str | Path) -> dict[str, Any]:
+        """The mapping of a config file, checked against the known keys (one clear line if not)."""
+        p = Path(path)
+        if not p.is_file():
+            raise NasforgeError(f"config file {p} does not exist")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise NasforgeError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise NasforgeError(f"config file {p} must hold a mapping of options, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(JobConfig)}
+        for k in data:
+            if k not in known:
+                raise NasforgeError(f"config file {p}: unknown key {k!r}; allowed: {', '.join(sorted(known))}")
+        return data
+
+    def merged(self, changes: Mapping[str, Any]) -> JobConfig:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Prepared:
+    """What ``prepare`` resolved: the objects of a validated config, nothing written yet."""
+
+    config: JobConfig
+    space: SearchSpace
+    space_options: dict[str, Any]
+    constraints: list[str]
+    device: Any
+    dataset: Any
+    estimator: Any
+    out_dir: Path
+
+
+def _space_options(cfg: JobConfig, channels: int, num_classes: int) -> dict[str, Any]:
+    opts = dict(SMALL_MOBILENET) if cfg.space == "mobilenet" and not cfg.space_options else {}
+    opts.update(cfg.space_options)
+    if cfg.space in ("mobilenet", "config"):
+        opts.setdefault("in_channels", channels)
+    if cfg.space != "config":
+        opts.setdefault("num_classes", num_classes)
+    return opts
+
+
+def device_constraints(device: Any) -> list[str]:
+    """The memory limits of a device profile as constraint strings (bytes at the run's precision)."""
+    if device.kind == "mcu":
+        return [f"peak_memory<={device.sram_bytes}B", f"weights<={device.flash_bytes}B"]
+    return [f"weights<={device.ram_bytes}B"]
+
+
+def prepare(cfg: JobConfig) -> Prepared:
+    """Validate every name and number and load the data; raise ``NasforgeError`` before anything is written."""
+    from nasforge.data import dataset_info, list_datasets, load_dataset
+    from nasforge.estimators import TrainingEstimator
+    from nasforge.hardware import get_device
+    from nasforge.runner import Constraints, check_satisfiable, is_run_dir
+    from nasforge.strategies import list_strategies
+
+    if cfg.dataset not in list_datasets():
+        raise NasforgeError(f"unknown dataset {cfg.dataset!r}; known: {', '.join(list_datasets())}")
+    if cfg.strategy not in list_strategies():
+        raise NasforgeError(f"unknown strategy {cfg.strategy!r}; known: {', '.join(list_strategies())}")
+    if cfg.estimator != "train":
+        raise NasforgeError(f"unknown estimator {cfg.estimator!r} for a search on a dataset; allowed: train "
+                            "(tabular benchmarks run with `nasforge benchmark`)")
+    for name in ("budget", "epochs", "final_epochs", "batch_size", "workers"):
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise NasforgeError(f"{name} must be a positive integer, got {v!r}")
+    device = get_device(cfg.device) if cfg.device else None
+    info = dataset_info(cfg.dataset)
+    opts = _space_options(cfg, info.input_shape[0], info.num_classes)
+    space = get_space(cfg.space, **opts)
+    cons = [*(device_constraints(device) if device else []), *cfg.constraints]
+    parsed = Constraints.of(cons, cfg.precision)
+    check_satisfiable(space, parsed, samples=500, seed=cfg.seed)
+    out = Path(cfg.out) if cfg.out else Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        what = "is already a nasforge run (use --resume)" if is_run_dir(out) else "exists and is not a nasforge run"
+        raise NasforgeError(f"output directory {out} {what}; refusing to overwrite")
+    dataset = load_dataset(cfg.dataset, data_dir=cfg.data_dir, split_seed=cfg.seed, subset=cfg.subset)
+    est = TrainingEstimator(space, dataset, epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
+                            lr=cfg.lr, seed=cfg.seed, cost_precision=cfg.precision)
+    return Prepared(cfg, space, opts, cons, device, dataset, est, out)
+
+
+Progress = Callable[..., None]
+
+
+def run_job(cfg: JobConfig, progress: Progress | None = None, resume: bool = False,
+            status: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Search, then train the best once more (test accuracy), export it, plot and write the report."""
+    from nasforge.runner import run_search
+
+    say = status or (lambda _msg: None)
+    prep = _prepare_resume(cfg) if resume else prepare(cfg)
+    result = run_search(prep.space, prep.config.strategy, prep.estimator, prep.config.budget,
+                        prep.constraints, seed=prep.config.seed, out_dir=prep.out_dir,
+                        workers=prep.config.workers, resume=resume, progress=progress,
+                        precision=prep.config.precision, objective="macs",
+                        strategy_options=prep.config.strategy_options or None,
+                        config={"job": {**prep.config.to_dict(), "space_options": prep.space_options}})
+    summary: dict[str, Any] = {"run_dir": str(prep.out_dir), "trials": len(result.trials)}
+    if result.best is None:
+        summary["best"] = None
+    else:
+        say(f"training the best architecture for {prep.config.final_epochs} epochs")
+        summary["best"] = finalize(prep, result.best.arch)
+    say("writing plots and report")
+    write_run_report(prep.out_dir)
+    summary["report"] = str(prep.out_dir / "report.html")
+    return summary
+
+
+def _prepare_resume(cfg: JobConfig) -> Prepared:
+    from nasforge.runner import RunStore, is_run_dir
+
+    if not cfg.out or not is_run_dir(cfg.out):
+        raise NasforgeError(f"--resume needs --out to name an existing nasforge run, got {cfg.out!r}")
+    with RunStore.open(cfg.out) as store:
+        job = dict(store.config.get("extra", {}).get("job") or {})
+    if not job:
+        raise NasforgeError(f"{cfg.out} was not written by `nasforge search`; cannot resume it here")
+    old = JobConfig(**job)
+    old = dataclasses.replace(old, budget=cfg.budget or old.budget, out=cfg.out)
+    prep = prepare(dataclasses.replace(old, out=None))
+    prep.out_dir = Path(cfg.out)
+    return prep
+
+
+def finalize(prep: Prepared, arch_text: str) -> dict[str, Any]:
+    """Train the best architecture for ``final_epochs``; write ``best/`` atomically; return its summary."""
+    import torch
+
+    from nasforge.cost import profile
+    from nasforge.estimators import TrainingEstimator
+    from nasforge.report._export import export_onnx
+
+    space, cfg = prep.space, prep.config
+    arch = space.parse(arch_text)
+    est = TrainingEstimator(space, prep.dataset, epochs=cfg.final_epochs, batch_size=cfg.batch_size,
+                            optimizer=cfg.optimizer, lr=cfg.lr, seed=cfg.seed, cost_precision=cfg.precision)
+    res, model = est.final_evaluate(arch)
+    cost = space.cost(arch, precision=cfg.precision)
+    shape = tuple(space.input_shape(arch))
+    layers = profile(space.build(arch, num_classes=prep.dataset.num_classes), shape, precision=cfg.precision)
+    summary: dict[str, Any] = {
+        "space": space.name, "arch": str(arch), "status": res.status, "error": res.error,
+        "val_acc": res.metrics.get("val_acc"), "test_acc": res.metrics.get("test_acc"),
+        "final_epochs": cfg.final_epochs, "train_seconds": round(res.seconds, 2),
+        "input_shape": list(shape), "num_classes": prep.dataset.num_classes,
+        "cost": {k: v for k, v in cost.to_dict(layers=False).items() if k not in ("unknown_ops",)},
+        "layers": layers.to_dict()["layers"],
+        "fits": prep.device.fits(cost) if prep.device is not None else None,
+    }
+    tmp = Path(tempfile.mkdtemp(prefix=".best.", dir=prep.out_dir))
+    try:
+        if model is not None:
+            torch.save({"state_dict": model.state_dict(), "arch": str(arch), "space": space.name,
+                        "space_options": prep.space_options, "input_shape": list(shape),
+                        "num_classes": prep.dataset.num_classes}, tmp / "model.pt")
+            summary["onnx_max_abs_diff"] = export_onnx(model, shape, tmp / "model.onnx", check=True, atol=1e-4)
+        (tmp / SUMMARY).write_text(json.dumps(summary, indent=2, default=str))
+        final = prep.out_dir / BEST_DIR
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {k: v for k, v in summary.items() if k != "layers"}
+
+
+def write_run_report(run_dir: str | Path) -> Path:
+    """(Re)build ``pareto.png``, ``history.png`` and ``report.html`` of a run from its store and ``best/``."""
+    from nasforge.report._html import render_report, write_html
+    from nasforge.report._plots import plot_history, plot_pareto
+    from nasforge.runner import RunStore, is_run_dir
+
+    run = Path(run_dir)
+    if not is_run_dir(run):
+        raise NasforgeError(f"{run} is not a nasforge run directory (no trials.sqlite of a run)")
+    with RunStore.open(run) as store:
+        trials = [t.to_dict() for t in store.trials()]
+        config = store.config
+    job = (config.get("extra") or {}).get("job") or {}
+    label = "validation accuracy" if job.get("estimator", "train") == "train" else "reward"
+    images = [plot_pareto(trials, run / "pareto.png", ("macs", "peak_memory_bytes"), label),
+              plot_history(trials, run / "history.png", label)]
+    best = None
+    summary_path = run / BEST_DIR / SUMMARY
+    if summary_path.is_file():
+        best = json.loads(summary_path.read_text())
+        fits = best.get("fits")
+        if fits and isinstance(fits.get("checks"), list):
+            best["fits"] = {c["resource"]: {"value": c["need_bytes"], "limit": c["limit_bytes"], "ok": c["ok"]}
+                            for c in fits["checks"]}
+    return write_html(run / "report.html", render_report(job or config, trials, best, images))
+
+
+def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None) -> Path:
+    """Re-export the best model of a run (``onnx`` checked with onnxruntime, or ``torchscript``)."""
+    import torch
+
+    from nasforge.report._export import FORMATS, export_onnx, export_torchscript
+
+    if fmt not in FORMATS:
+        raise NasforgeError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    ckpt_path = Path(run_dir) / BEST_DIR / "model.pt"
+    if not ckpt_path.is_file():
+        raise NasforgeError(f"{ckpt_path} does not exist: is {run_dir} a finished `nasforge search` run?")
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    space = get_space(ckpt["space"], **ckpt["space_options"])
+    arch = space.parse(ckpt["arch"])
+    model = space.build(arch, num_classes=ckpt["num_classes"])
+    model.load_state_dict(ckpt["state_dict"])
+    shape = tuple(ckpt["input_shape"])
+    if fmt == "onnx":
+        path = Path(out) if out else ckpt_path.with_name("model.onnx")
+        export_onnx(model, shape, path, check=True)
+        return path
+    path = Path(out) if out else ckpt_path.with_name("model.torchscript.pt")
+    return export_torchscript(model, shape, path)

@@ -1,0 +1,93 @@
+"""The main job end to end (`nasforge search`), `report`, `export`, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnxruntime as ort
+import pytest
+import torch
+
+from nasforge.cli import main
+
+FAST = ["--budget", "3", "--epochs", "1", "--final-epochs", "1", "--seed", "0"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("job") / "run"
+    assert main(["search", *FAST, "--out", str(out), "--json"]) == 0
+    return out
+
+
+def test_search_writes_every_file(run_dir: Path) -> None:
+    for name in ("trials.sqlite", "config.yaml", "pareto.png", "history.png", "report.html",
+                 "best/model.pt", "best/model.onnx", "best/summary.json"):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((run_dir / "best" / "summary.json").read_text())
+    assert summary["fits"]["device"] == "stm32f746" and summary["fits"]["fits"] is True
+    assert summary["cost"]["precision"] == "int8"
+    assert summary["onnx_max_abs_diff"] <= 1e-4
+    html = (run_dir / "report.html").read_text()
+    assert summary["arch"] in html and "data:image/png;base64," in html and "Per-layer cost" in html
+    assert not list(run_dir.glob(".best.*")), "no temporary folder is left behind"
+
+
+def test_onnx_matches_pytorch(run_dir: Path) -> None:
+    from nasforge.spaces import get_space
+
+    ckpt = torch.load(run_dir / "best" / "model.pt", weights_only=True)
+    space = get_space(ckpt["space"], **ckpt["space_options"])
+    model = space.build(space.parse(ckpt["arch"]), num_classes=ckpt["num_classes"]).eval()
+    model.load_state_dict(ckpt["state_dict"])
+    x = torch.randn(4, *ckpt["input_shape"])
+    sess = ort.InferenceSession(str(run_dir / "best" / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        assert abs(got - model(x).numpy()).max() < 1e-4
+
+
+def test_report_and_export_rebuild(run_dir: Path, tmp_path: Path) -> None:
+    (run_dir / "report.html").unlink()
+    assert main(["report", str(run_dir)]) == 0
+    assert (run_dir / "report.html").is_file()
+    assert main(["export", str(run_dir), "--format", "torchscript", "--out", str(tmp_path / "m.pt")]) == 0
+    assert torch.jit.load(str(tmp_path / "m.pt"))(torch.zeros(1, *json.loads(
+        (run_dir / "best" / "summary.json").read_text())["input_shape"])).shape[1] == 10
+    assert main(["export", str(run_dir), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--dataset", "imagenet22k"], "unknown dataset 'imagenet22k'"),
+    (["--device", "toaster"], "toaster"),
+    (["--strategy", "telepathy"], "unknown strategy 'telepathy'"),
+    (["--constraint", "macs<=lots"], "macs<=lots"),
+    (["--constraint", "macs<=10"], "smallest seen"),
+    (["--budget", "0"], "budget"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(args: list[str], needle: str, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["search", *FAST, *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_refuses_a_directory_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("precious")
+    assert main(["search", *FAST, "--out", str(out)]) == 2
+    assert "not a nasforge run" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert main(["report", str(out)]) == 2
+
+
+def test_config_file_with_unknown_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("budget: 2\nbudjet: 3\n")
+    assert main(["search", "--config", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    assert "unknown key 'budjet'" in capsys.readouterr().err
