@@ -14,6 +14,7 @@ from nasforge.cli import _benchmark  # noqa: F401, E402
 from nasforge.cli import _profile  # noqa: F401, E402
 from nasforge.cli import _space  # noqa: F401, E402
 from nasforge.cli import _zoo  # noqa: F401, E402
+from nasforge.cli import _search  # noqa: F401, E402
 from nasforge.cli._app import app
 from nasforge.errors import NasforgeError
 
