@@ -140,7 +140,7 @@ class TrainingEstimator:
         """
         start = time.perf_counter()
         try:
-            run = self._train(arch, epochs or self.epochs, set(rungs), on_rung)
+            run = self._train(arch, self.epochs if epochs is None else epochs, set(rungs), on_rung)
             metrics, stopped = self._metrics(run), run.stopped
             del run
         except Exception as e:
@@ -159,7 +159,7 @@ class TrainingEstimator:
         """
         start = time.perf_counter()
         try:
-            run = self._train(arch, epochs or self.epochs, set(), None)
+            run = self._train(arch, self.epochs if epochs is None else epochs, set(), None)
             data = self._data_for(self._input_shape(arch))
             test_acc = self._accuracy(run.model, data.test_x, data.test_y)
             metrics = self._metrics(run)
