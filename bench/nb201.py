@@ -30,7 +30,10 @@ from nasforge.spaces import get_space
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201_nats_tss"
 ANCHORS = {("random", "100"): (93.73, 0.32), ("evolution", "100"): (93.90, 0.45),
-           ("random", "12000s"): (93.75, None), ("evolution", "12000s"): (93.92, 0.30)}
+           ("random", "12000s"): (93.75, None), ("evolution", "12000s"): (93.92, 0.30),
+           ("optuna-tpe", "25"): (93.42, None), ("optuna-tpe", "50"): (93.91, None),
+           ("optuna-tpe", "100"): (94.16, 0.24), ("optuna-tpe", "200"): (94.25, None),
+           ("optuna-tpe", "12000s"): (94.15, None)}
 
 
 def read_col(path: Path, arch_col: str, col: str) -> dict[str, str]:
@@ -108,7 +111,7 @@ def main() -> None:
             print(f"optuna {o['version']}: optuna-tpe = {o['optuna-tpe']}; optuna-gp = {o['optuna-gp']}")
         results.update(slow=res_slow.to_dict(), slow_wall_s=wall_slow)
         res.strategies.update(res_slow.strategies)
-    print("\n== anchors (mean +/- std of the final at 100 queries and at 12,000 s; z = diff / standard error)")
+    print("\n== anchors (issue 4; mean +/- std of the final; z = diff / standard error)")
     for (name, key), (m, sd) in ANCHORS.items():
         st = res.strategies.get(name, {}).get(key)
         if st is None or not st.n:
@@ -116,6 +119,14 @@ def main() -> None:
         se = math.sqrt(st.std**2 / st.n + ((sd or st.std) ** 2) / args.seeds)
         print(f"{name:>10} @{key:>6}: {st.mean:.2f} +/- {st.std:.2f}  anchor {m:.2f}"
               f"{'' if sd is None else f' +/- {sd:.2f}'}  z={(st.mean - m) / se:+.2f}")
+    ref = res.strategies.get("optuna-tpe")
+    ours = {n: row for n, row in res.strategies.items() if not n.startswith("optuna-")}
+    if ref and ours:
+        print("\n== best nasforge strategy vs Optuna TPE (mean final)")
+        for key, r in ref.items():
+            name, row = max(ours.items(), key=lambda kv: kv[1][key].mean if kv[1][key].n else -math.inf)
+            print(f"{key:>7}: {name} {row[key].mean:.2f} vs TPE {r.mean:.2f} "
+                  f"({'at or above' if row[key].mean >= r.mean else 'below'})")
     names = [n for n in ("random", "evolution", "local", "optuna-tpe") if n in fast + slow or n == "optuna-tpe"]
     oh = overhead_ms(space, names, args.overhead_trials)
     print(f"\n== overhead per ask+tell over {args.overhead_trials} trials (ms): "

@@ -145,7 +145,10 @@ class Stat:
     std: float
     n: int
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | None]:
+        """JSON-safe: mean and std are null when no seed gave a value (n = 0)."""
+        if self.n == 0:
+            return {"mean": None, "std": None, "n": 0}
         return {"mean": self.mean, "std": self.std, "n": self.n}
 
 
