@@ -141,3 +141,14 @@ def test_bad_input_is_exit_2_one_line(joined: Path, capsys: pytest.CaptureFixtur
 def test_missing_table_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["benchmark", "--table", str(tmp_path / "none.csv"), *ARGS, "--budgets", "5", "--seeds", "1"])
     assert rc == 2 and "not found" in capsys.readouterr().err
+
+
+def test_workers_give_the_same_numbers(joined: Path) -> None:
+    from nasforge.runner._benchmark import run_benchmark
+
+    space = _space()
+    est = TabularEstimator(joined, "a", "val", final_col="test", time_col="secs", time_scale=0.06, space=space)
+    one = run_benchmark(space, est, ["random", "evolution"], [5, 20], 4, time_budget=900.0, workers=1)
+    two = run_benchmark(space, est, ["random", "evolution"], [5, 20], 4, time_budget=900.0, workers=2)
+    assert one.to_dict()["strategies"] == two.to_dict()["strategies"]
+    assert [t.finals for t in one.traces] == [t.finals for t in two.traces]
