@@ -182,19 +182,22 @@ def test_naslib_encoding_mapping() -> None:
         naslib_to_nb201("(1, 2, 3)")
 
 
-def test_params_and_flops_match_naslib_tables() -> None:
+@pytest.mark.parametrize(("dataset", "classes", "resolution", "limit"), [
+    ("cifar10", 10, 32, None), ("cifar100", 100, 32, 100), ("ImageNet16-120", 120, 16, 100),
+])
+def test_params_and_flops_match_naslib_tables(dataset: str, classes: int, resolution: int, limit: int | None) -> None:
     path = DATA / "naslib_zc_subsets" / "zc_nasbench201.json"
     if not path.exists():
         pytest.skip("shared NASLib data not present")
-    table = json.loads(path.read_text())["nasbench201"]["cifar10"]
-    sp = get_space("nb201")
+    table = json.loads(path.read_text())["nasbench201"][dataset]
+    assert len(table) == 491
+    sp = get_space("nb201", num_classes=classes, resolution=resolution)
     worst_params = worst_flops = worst_macs = 0.0
-    for enc, row in table.items():
+    for enc, row in list(table.items())[:limit]:
         a = sp.parse(naslib_to_nb201(enc))
         c = sp.cost(a)
         worst_params = max(worst_params, abs(c.params / 1e6 - row["params"]) / row["params"])
         worst_flops = max(worst_flops, abs(sp.naslib_flops(a) / 1e6 - row["flops"]) / row["flops"])
         worst_macs = max(worst_macs, abs(c.macs / 1e6 - row["flops"]) / row["flops"])
-    assert len(table) == 491
     assert worst_params < 1e-6 and worst_flops < 1e-6
     assert worst_macs > 0.05  # the tables' FLOPs are not MACs: see NB201Space.naslib_flops
