@@ -180,6 +180,15 @@ def check_int(space: str, key: str, value: Any, lo: int, hi: int | None = None) 
     return value
 
 
+@dataclass
+class _Tables:
+    """Cached parts of one (width, resolution): the stem, per stage the first and later blocks, the head."""
+
+    stem: Part
+    blocks: list[tuple[list[Part | None], list[Part | None]]]
+    head: Part | None
+
+
 # -- the space --------------------------------------------------------------------------------------
 
 _TOKEN = re.compile(r"([a-z])([0-9]+(?:\.[0-9]+)?)")
@@ -230,6 +239,9 @@ class StagedSpace(SearchSpace):
                       for s, st in enumerate(self.stages)]
         self._depth_pos = {i: s for s, i in enumerate(self._depth_idx)}
         self._highs = [d.n for d in decs]
+        self._highs_f = np.array(self._highs, dtype=np.float64)
+        self._head_text = {(r, w): f"r{fmt_value(rv)}-w{fmt_value(wv)}"
+                           for r, rv in enumerate(self.resolutions) for w, wv in enumerate(self.widths)}
         self._zeros = [[0] * n for n in range(len(decs) + 1)]
         # decisions with more than one choice: the global ones, and per stage and depth choice the active ones
         self._mut_global = [i for i in (0, 1) if self._highs[i] > 1]
@@ -241,7 +253,10 @@ class StagedSpace(SearchSpace):
             w = [st.per_block**d for d in st.depths]
             tot = sum(w)
             self._depth_cdf.append(list(itertools.accumulate(x / tot for x in w)))
-        self._parts: dict[tuple[Any, ...], Part] = {}
+        self._tables: dict[tuple[int, int], _Tables] = {}
+        # mixed-radix multipliers turning a block's choice indices into one index of its stage's tables
+        self._mult = [[math.prod(len(ch) for ch in st.choices[j + 1:]) for j in range(len(st.choices))]
+                      for st in self.stages]
         self._seg_text: list[dict[tuple[int, ...], str]] = [{} for _ in self.stages]
 
     # -- decisions ---------------------------------------------------------------------------------
@@ -297,7 +312,7 @@ class StagedSpace(SearchSpace):
 
     def _draw(self, rng: np.random.Generator, lo: int, hi: int) -> list[int]:
         """Uniform choices for decisions lo..hi-1 (one generator call)."""
-        return [int(u * h) for u, h in zip(rng.random(hi - lo).tolist(), self._highs[lo:hi], strict=True)]
+        return (rng.random(hi - lo) * self._highs_f[lo:hi]).astype(np.int64).tolist()
 
     def sample(self, rng: np.random.Generator) -> Architecture:
         """Uniform over distinct archs: depth d of a stage with weight P**d, then every decision uniform."""
@@ -346,8 +361,7 @@ class StagedSpace(SearchSpace):
 
     # -- strings -------------------------------------------------------------------------------------
     def format(self, choices: tuple[int, ...]) -> str:
-        decs = self._decisions
-        out = [f"r{fmt_value(decs[0].choices[choices[0]])}-w{fmt_value(decs[1].choices[choices[1]])}"]
+        out = [self._head_text[choices[0], choices[1]]]
         for s, (di, ends) in enumerate(zip(self._depth_idx, self._ends, strict=True)):
             seg = tuple(choices[di:ends[choices[di]]])
             text = self._seg_text[s].get(seg)
@@ -451,25 +465,30 @@ class StagedSpace(SearchSpace):
         return (self.in_channels, r, r)
 
     def cost(self, arch: Architecture, resolution: int | None = None, precision: str = "fp32") -> Cost:
-        """Analytic cost from per-block parts cached by (stage, first?, block choices, width, resolution)."""
+        """Analytic cost from per-block parts, cached per (width, resolution) in tables indexed by
+        stage, first-or-not and the block's choices (the hot path of search: no hashing per block)."""
         self._check_mine(arch)
         bytes_per_element(precision)
         c = arch.choices
         res = self.resolutions[c[0]] if resolution is None else resolution
         wi = c[1]
-        cache = self._parts
-        in_shape = (self.in_channels, res, res)
-        key: tuple[Any, ...] = ("stem", wi, res)
-        p = cache.get(key) or self._miss(key, self._stem(self.widths[wi]), in_shape)
+        tabs = self._tables.get((wi, res))
+        if tabs is None:
+            tabs = self._new_tables(wi, res)
+        p = tabs.stem
         params, macs, other, total, peak = p.params, p.macs, p.other_ops, p.activations, p.peak
         for s, di in enumerate(self._depth_idx):
             k = self._nparams[s]
+            mult = self._mult[s]
+            first, rest = tabs.blocks[s]
             for b in range(self.stages[s].depths[c[di]]):
                 i = di + 1 + b * k
-                key = (s, b == 0, c[i:i + k], wi, res)
-                q = cache.get(key)
+                bidx = c[i] * mult[0] + c[i + 1] if k == 2 else sum(c[i + j] * mult[j] for j in range(k))
+                row = first if b == 0 else rest
+                q = row[bidx]
                 if q is None:
-                    q = self._miss(key, (self._block(s, b, self._block_vals(c, s, b), self.widths[wi]),), p.out_shape)
+                    spec = self._block(s, b, self._block_vals(c, s, b), self.widths[wi])
+                    q = row[bidx] = fold((spec,), p.out_shape)
                 p = q
                 params += p.params
                 macs += p.macs
@@ -477,18 +496,21 @@ class StagedSpace(SearchSpace):
                 total += p.activations
                 if p.peak > peak:
                     peak = p.peak
-        key = ("head", wi, res)
-        q = cache.get(key) or self._miss(key, self._head(self.widths[wi], self.num_classes), p.out_shape)
+        q = tabs.head
+        if q is None or q.in_shape != p.out_shape:
+            q = tabs.head = fold(self._head(self.widths[wi], self.num_classes), p.out_shape)
         peak = max(peak, q.peak)
-        return Cost(params + q.params, macs + q.macs, other + q.other_ops, total + q.activations + math.prod(in_shape),
-                    peak, in_shape, q.out_shape, precision)
+        return Cost(params + q.params, macs + q.macs, other + q.other_ops,
+                    total + q.activations + math.prod(tabs.stem.in_shape), peak, tabs.stem.in_shape, q.out_shape,
+                    precision)
 
-    def _miss(self, key: tuple[Any, ...], specs: tuple[Spec, ...], in_shape: tuple[int, ...]) -> Part:
-        part = fold(specs, in_shape)
-        if len(self._parts) > 200_000:
-            self._parts.clear()
-        self._parts[key] = part
-        return part
+    def _new_tables(self, wi: int, res: int) -> _Tables:
+        if len(self._tables) > 4096:  # many ad-hoc resolutions: start over rather than grow without bound
+            self._tables.clear()
+        stem = fold(self._stem(self.widths[wi]), (self.in_channels, res, res))
+        blocks = [([None] * st.per_block, [None] * st.per_block) for st in self.stages]
+        t = self._tables[(wi, res)] = _Tables(stem, blocks, None)
+        return t
 
     def build(self, arch: Architecture, num_classes: int | None = None, **options: Any) -> nn.Module:
         if options:
