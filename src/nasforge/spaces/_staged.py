@@ -508,7 +508,8 @@ class StagedSpace(SearchSpace):
         if len(self._tables) > 4096:  # many ad-hoc resolutions: start over rather than grow without bound
             self._tables.clear()
         stem = fold(self._stem(self.widths[wi]), (self.in_channels, res, res))
-        blocks = [([None] * st.per_block, [None] * st.per_block) for st in self.stages]
+        blocks: list[tuple[list[Part | None], list[Part | None]]] = [
+            ([None] * st.per_block, [None] * st.per_block) for st in self.stages]
         t = self._tables[(wi, res)] = _Tables(stem, blocks, None)
         return t
 
