@@ -53,6 +53,8 @@ def test_nasnet_size_formulas(B: int, M: int, N: int) -> None:
     assert restricted.size() == ((2 * 2 * M * M * N) ** B) ** 2  # normal x reduction cell
     growing = get_space("nasnet", B=B, ops=ops, combine=comb)
     assert growing.size() == math.prod((2 + k) ** 2 * M * M * N for k in range(B)) ** 2
+    d = growing.describe()
+    assert d["size"] == d["size_per_cell"] ** 2 and "reduction cell" in d["size_counts"]
 
 
 @pytest.mark.parametrize(("restricted", "per_cell"), [(True, 4 * 4), (False, 4 * 9)])

@@ -69,9 +69,19 @@ class DartsSpace(SearchSpace):
     def decisions(self) -> list[Decision]:
         return list(self._decisions)
 
+    def size_per_cell(self) -> int:
+        return math.prod(len(p) * len(self.ops) ** 2 for p in self.pairs)
+
     def size(self) -> int:
-        per_cell = math.prod(len(p) * len(self.ops) ** 2 for p in self.pairs)
-        return per_cell**2
+        """Normal x reduction cell: ``size_per_cell() ** 2``."""
+        return self.size_per_cell() ** 2
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d["size_per_cell"] = self.size_per_cell()
+        d["size_counts"] = ("distinct encodings of the normal cell times those of the reduction cell; "
+                             "cells with none edges or isomorphic nodes are not merged (as NB201's 15,625)")
+        return d
 
     def genotype(self, arch: Architecture) -> dict[str, list[DartsNode]]:
         """The cells as DARTS genotype lists: per node two (op, input) edges, inputs ascending."""

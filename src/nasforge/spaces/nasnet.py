@@ -77,10 +77,20 @@ class NasnetSpace(SearchSpace):
     def decisions(self) -> list[Decision]:
         return list(self._decisions)
 
+    def size_per_cell(self) -> int:
+        return math.prod(self._decisions[5 * k].n ** 2 * len(self.ops) ** 2 * len(self.combine)
+                         for k in range(self.B))
+
     def size(self) -> int:
-        per_cell = math.prod(self._decisions[5 * k].n ** 2 * len(self.ops) ** 2 * len(self.combine)
-                             for k in range(self.B))
-        return per_cell**2
+        """Normal x reduction cell: ``size_per_cell() ** 2``."""
+        return self.size_per_cell() ** 2
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d["size_per_cell"] = self.size_per_cell()
+        d["size_counts"] = ("distinct decision sequences of the normal cell times those of the reduction cell; "
+                             "swapping a block's two inputs gives another sequence")
+        return d
 
     def blocks(self, arch: Architecture) -> dict[str, list[NasnetBlock]]:
         """Both cells as lists of (input 1, input 2, op 1, op 2, combine)."""
