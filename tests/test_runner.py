@@ -204,3 +204,15 @@ def test_workers_timing_does_not_change_the_run() -> None:
     one = _run(None, 12, constraints=["macs<=120e3"], workers=2)
     two = _run(None, 12, constraints=["macs<=120e3"], workers=2, estimator=ToyEstimator(0.01, fail_first=2))
     assert [t.key() for t in one.trials] == [t.key() for t in two.trials]
+
+
+def test_strategy_without_state_dict_still_runs(tmp_path: Path) -> None:
+    class NoState(MutateBest):
+        def state_dict(self):  # type: ignore[no-untyped-def]
+            raise NotImplementedError("no state")
+
+    space = ToySpace()
+    res = run_search(space, NoState(space, seed=1), ToyEstimator(), 4, out_dir=tmp_path / "r")
+    assert len(res.trials) == 4
+    with RunStore.open(tmp_path / "r") as store:
+        assert store.strategy_state() == {"unavailable": "NotImplementedError: no state"}

@@ -298,7 +298,7 @@ class _Loop:
                     inflight = deque((n, backend.submit(self.archs[n])) for n, _ in inflight)
                 self._tell(number, res, wall)
             if self.store is not None:
-                self.store.save_strategy_state(self.strategy.state_dict())
+                self.store.save_strategy_state(self._state())
         finally:
             backend.close()
         pareto = pareto_trials(self.trials, self.objective) if self.objective else ()
@@ -340,7 +340,7 @@ class _Loop:
         state = None
         now = time.monotonic()
         if self.store is not None and now - self._last_snapshot >= SNAPSHOT_SECONDS:
-            state, self._last_snapshot = self.strategy.state_dict(), now
+            state, self._last_snapshot = self._state(), now
         if self.store is not None:
             if asked:
                 self.store.record_ask(number, old.arch, old.choices, old.cost, old.started_at,
@@ -355,6 +355,13 @@ class _Loop:
         self._update_best(trial)
         if self.progress is not None:
             self.progress(trial, self.best, self.done, self.budget)
+
+    def _state(self) -> dict[str, Any]:
+        """The strategy's snapshot; one that cannot be taken is noted, not fatal (resume replays events)."""
+        try:
+            return dict(self.strategy.state_dict())
+        except Exception as e:
+            return {"unavailable": f"{type(e).__name__}: {e}"}
 
     def _update_best(self, t: Trial) -> None:
         if t.ok and t.reward is not None and (self.best is None or t.reward > (self.best.reward or -math.inf)):
