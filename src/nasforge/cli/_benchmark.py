@@ -61,7 +61,7 @@ def benchmark(
         raise NasforgeError("--time-budget needs --time-col (the column of seconds per query)")
     if time_budget is not None and not time_budget > 0:
         raise NasforgeError(f"--time-budget must be > 0 seconds, got {time_budget}")
-    names = [s.strip() for s in strategies.split(",") if s.strip()]
+    names = list(dict.fromkeys(s.strip() for s in strategies.split(",") if s.strip()))  # unique, in order
     if not names:
         raise NasforgeError("--strategies is empty; e.g. random,evolution,local")
     sp = get_space(space)
