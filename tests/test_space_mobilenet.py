@@ -42,6 +42,7 @@ def test_canonical_string_is_readable_and_strict() -> None:
     a = sp.parse("r48-w0.5|k3e1|k5e6,k3e3|k3e6")
     assert str(a) == "r48-w0.5|k3e1|k5e6,k3e3|k3e6"
     assert sp.decode(sp.encode(a)) == a
+    assert sp.parse(" r48-w0.50|k3e1|k5e6.0,k3e3|k3e6 ") == a  # numbers may be written another way
     with pytest.raises(NasforgeError, match="kernel '7' is not a choice; allowed: 3, 5"):
         sp.parse("r48-w0.5|k3e1|k7e6|k3e6")
     with pytest.raises(NasforgeError, match="allowed depths: 1, 2"):

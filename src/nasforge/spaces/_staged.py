@@ -414,6 +414,13 @@ class StagedSpace(SearchSpace):
         for i, v in enumerate(choices):
             if fmt_value(v) == text:
                 return i
+        try:  # the same number written another way (0.50, 6.0)
+            num = float(text)
+        except ValueError:
+            num = None
+        for i, v in enumerate(choices):
+            if num is not None and isinstance(v, (int, float)) and float(v) == num:
+                return i
         raise NasforgeError(f"{self.name}: {what} {text!r} is not a choice; allowed: "
                             f"{', '.join(fmt_value(v) for v in choices)}")
 
