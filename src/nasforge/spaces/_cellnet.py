@@ -11,6 +11,7 @@ Specs here only describe and emit; ``_cell_modules`` holds the modules that run 
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,6 +22,7 @@ import numpy as np
 from nasforge.blocks import ConvBNAct, Flatten, GlobalPool, Linear, Spec, part_of
 from nasforge.cost import Cost, GraphBuilder, Part, Shape, analyze, chain
 from nasforge.errors import NasforgeError
+from nasforge.spaces._base import Architecture, SearchSpace
 from nasforge.spaces._cell_ops import FactorizedReduce, ReLUConvBN, make_op
 from nasforge.spaces._macro import MacroBuilder, apply
 
@@ -348,3 +350,57 @@ def check_resolution(space: str, value: Any, layers: int) -> int:
         raise NasforgeError(f"{space} option resolution={r} must be a multiple of {f} ({f.bit_length() - 1} "
                             "reduction cells halve it)")
     return r
+
+
+class CellStackSpace(SearchSpace):
+    """Shared network half of the NASNet and DARTS spaces: a stem, a stack of normal and reduction cells.
+
+    Subclasses set ``C``, ``layers``, ``stem_multiplier``, ``num_classes``, ``resolution`` and implement
+    ``make_cell`` for one architecture's normal or reduction cell.
+    """
+
+    C: int
+    layers: int
+    stem_multiplier: int
+    num_classes: int
+    resolution: int
+    _costs: dict[tuple[tuple[int, ...], int, str], Cost]
+
+    @abstractmethod
+    def make_cell(self, choices: tuple[int, ...], c_pp: int, c_p: int, c: int, reduction: bool,
+                  reduction_prev: bool) -> Cell:
+        """The cell of ``choices`` at one position of the stack."""
+
+    def input_shape(self, arch: Architecture | None = None) -> tuple[int, ...]:
+        return (3, self.resolution, self.resolution)
+
+    def network_spec(self, arch: Architecture, resolution: int | None = None,
+                     num_classes: int | None = None) -> CellNetworkSpec:
+        """The network as a spec (``emit`` gives the per-layer IR, ``build`` the module)."""
+        self._check_mine(arch)
+        r = self.resolution if resolution is None else check_resolution(self.name, resolution, self.layers)
+        k = self.num_classes if num_classes is None else check_int(self.name, "num_classes", num_classes, 1)
+
+        def make_cell(c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> Cell:
+            return self.make_cell(arch.choices, c_pp, c_p, c, reduction, reduction_prev)
+
+        stem, stack = stack_cells(make_cell, self.C, self.layers, self.stem_multiplier)
+        return CellNetworkSpec(self.name, (3, r, r), stem, stack, k)
+
+    def build(self, arch: Architecture, num_classes: int | None = None, **options: Any) -> nn.Module:
+        if options:
+            raise NasforgeError(f"{self.name}: unknown build option(s) {', '.join(options)}; set C, layers, "
+                                "stem_multiplier, num_classes and resolution on the space")
+        return self.network_spec(arch, num_classes=num_classes).build()
+
+    def cost(self, arch: Architecture, resolution: int | None = None, precision: str = "fp32") -> Cost:
+        """Analytic cost of the whole network (emitted once per architecture, then cached)."""
+        self._check_mine(arch)
+        key = (arch.choices, self.resolution if resolution is None else int(resolution), precision)
+        c = self._costs.get(key)
+        if c is None:
+            c = self.network_spec(arch, resolution).cost(precision)
+            if len(self._costs) > 50_000:
+                self._costs.clear()
+            self._costs[key] = c
+        return c

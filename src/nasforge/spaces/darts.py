@@ -23,12 +23,12 @@ import numpy as np
 
 from nasforge.cost import Cost
 from nasforge.errors import NasforgeError
-from nasforge.spaces._base import Architecture, Decision, SearchSpace, register_space
+from nasforge.spaces._base import Architecture, Decision, register_space
 from nasforge.spaces._cell_ops import check_ops
-from nasforge.spaces._cellnet import CellNetworkSpec, DartsCell, DartsNode, check_int, check_resolution, stack_cells
+from nasforge.spaces._cellnet import CellStackSpace, DartsCell, DartsNode, check_int, check_resolution
 
 if TYPE_CHECKING:
-    from torch import nn
+    pass
 
 DARTS_OPS: tuple[str, ...] = (
     "none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
@@ -42,7 +42,7 @@ NASLIB_NB301_OPS: tuple[str, ...] = (
 
 
 @register_space("darts")
-class DartsSpace(SearchSpace):
+class DartsSpace(CellStackSpace):
     """The DARTS (NAS-Bench-301) cell space and its CIFAR network."""
 
     name = "darts"
@@ -171,40 +171,9 @@ class DartsSpace(SearchSpace):
         return self.decode(choices)
 
     # -- networks ----------------------------------------------------------------------------------
-    def input_shape(self, arch: Architecture | None = None) -> tuple[int, ...]:
-        return (3, self.resolution, self.resolution)
-
-    def network_spec(self, arch: Architecture, resolution: int | None = None,
-                     num_classes: int | None = None) -> CellNetworkSpec:
-        """The network as a spec (``emit`` gives the per-layer IR, ``build`` the module)."""
-        self._check_mine(arch)
-        r = self.resolution if resolution is None else check_resolution(self.name, resolution, self.layers)
-        k = self.num_classes if num_classes is None else check_int(self.name, "num_classes", num_classes, 1)
-        normal, reduce = self._nodes(arch.choices, 0), self._nodes(arch.choices, 1)
-
-        def make_cell(c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> DartsCell:
-            return DartsCell(c_pp, c_p, c, reduction, reduction_prev, reduce if reduction else normal)
-
-        stem, stack = stack_cells(make_cell, self.C, self.layers, self.stem_multiplier)
-        return CellNetworkSpec("darts", (3, r, r), stem, stack, k)
-
-    def build(self, arch: Architecture, num_classes: int | None = None, **options: Any) -> nn.Module:
-        if options:
-            raise NasforgeError(f"darts: unknown build option(s) {', '.join(options)}; set C, layers, "
-                                "stem_multiplier, num_classes and resolution on the space")
-        return self.network_spec(arch, num_classes=num_classes).build()
-
-    def cost(self, arch: Architecture, resolution: int | None = None, precision: str = "fp32") -> Cost:
-        """Analytic cost of the whole network (emitted once per architecture, then cached)."""
-        self._check_mine(arch)
-        key = (arch.choices, self.resolution if resolution is None else int(resolution), precision)
-        c = self._costs.get(key)
-        if c is None:
-            c = self.network_spec(arch, resolution).cost(precision)
-            if len(self._costs) > 50_000:
-                self._costs.clear()
-            self._costs[key] = c
-        return c
+    def make_cell(self, choices: tuple[int, ...], c_pp: int, c_p: int, c: int, reduction: bool,
+                  reduction_prev: bool) -> DartsCell:
+        return DartsCell(c_pp, c_p, c, reduction, reduction_prev, self._nodes(choices, 1 if reduction else 0))
 
     def sample(self, rng: np.random.Generator) -> Architecture:
         return self.decode([int(rng.integers(d.n)) for d in self._decisions])

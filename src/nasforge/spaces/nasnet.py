@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from nasforge.cost import Cost
 from nasforge.errors import NasforgeError
-from nasforge.spaces._base import Architecture, Decision, SearchSpace, register_space
+from nasforge.spaces._base import Architecture, Decision, register_space
 from nasforge.spaces._cell_ops import check_ops
-from nasforge.spaces._cellnet import CellNetworkSpec, NasnetBlock, NasnetCell, check_int, check_resolution, stack_cells
+from nasforge.spaces._cellnet import CellStackSpace, NasnetBlock, NasnetCell, check_int, check_resolution
 
 if TYPE_CHECKING:
-    from torch import nn
+    pass
 
 # The NASNet paper's op list (Zoph et al. 2018) minus the 1x3-then-3x1 conv.
 NASNET_OPS: tuple[str, ...] = (
@@ -40,7 +40,7 @@ CELLS = ("normal", "reduce")
 
 
 @register_space("nasnet")
-class NasnetSpace(SearchSpace):
+class NasnetSpace(CellStackSpace):
     """NASNet's cell search space (Zoph et al.) in a small DARTS-style CIFAR network."""
 
     name = "nasnet"
@@ -149,37 +149,6 @@ class NasnetSpace(SearchSpace):
         return self.decode(choices)
 
     # -- networks ----------------------------------------------------------------------------------
-    def input_shape(self, arch: Architecture | None = None) -> tuple[int, ...]:
-        return (3, self.resolution, self.resolution)
-
-    def network_spec(self, arch: Architecture, resolution: int | None = None,
-                     num_classes: int | None = None) -> CellNetworkSpec:
-        """The network as a spec (``emit`` gives the per-layer IR, ``build`` the module)."""
-        self._check_mine(arch)
-        r = self.resolution if resolution is None else check_resolution(self.name, resolution, self.layers)
-        k = self.num_classes if num_classes is None else check_int(self.name, "num_classes", num_classes, 1)
-        normal, reduce = self._blocks(arch.choices, 0), self._blocks(arch.choices, 1)
-
-        def make_cell(c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> NasnetCell:
-            return NasnetCell(c_pp, c_p, c, reduction, reduction_prev, reduce if reduction else normal)
-
-        stem, stack = stack_cells(make_cell, self.C, self.layers, self.stem_multiplier)
-        return CellNetworkSpec("nasnet", (3, r, r), stem, stack, k)
-
-    def build(self, arch: Architecture, num_classes: int | None = None, **options: Any) -> nn.Module:
-        if options:
-            raise NasforgeError(f"nasnet: unknown build option(s) {', '.join(options)}; set C, layers, "
-                                "stem_multiplier, num_classes and resolution on the space")
-        return self.network_spec(arch, num_classes=num_classes).build()
-
-    def cost(self, arch: Architecture, resolution: int | None = None, precision: str = "fp32") -> Cost:
-        """Analytic cost of the whole network (emitted once per architecture, then cached)."""
-        self._check_mine(arch)
-        key = (arch.choices, self.resolution if resolution is None else int(resolution), precision)
-        c = self._costs.get(key)
-        if c is None:
-            c = self.network_spec(arch, resolution).cost(precision)
-            if len(self._costs) > 50_000:
-                self._costs.clear()
-            self._costs[key] = c
-        return c
+    def make_cell(self, choices: tuple[int, ...], c_pp: int, c_p: int, c: int, reduction: bool,
+                  reduction_prev: bool) -> NasnetCell:
+        return NasnetCell(c_pp, c_p, c, reduction, reduction_prev, self._blocks(choices, 1 if reduction else 0))
