@@ -12,10 +12,14 @@ from nasforge.oneshot._methods import (
     count_op,
     darts,
     expected_latency,
+    latency_range,
     measure_choice_latency,
+    path_latency,
     proxyless,
     proxyless_alpha_step,
     spos,
+    step_peak_memory,
+    table_from_lut,
 )
 from nasforge.oneshot._supernet import ChoiceBlock, Supernet, recalibrate_bn
 from nasforge.spaces import SearchSpace
@@ -23,19 +27,48 @@ from nasforge.spaces import SearchSpace
 METHODS = ("darts", "proxyless", "spos")
 
 
+SUPERNET_SPACES = ("nb201", "darts", "mobilenet", "config")
+
+
 def make_supernet(space: SearchSpace, **options: Any) -> Supernet:
-    """The supernet of a space; spaces without one raise ``NasforgeError`` naming those that have one."""
-    if space.name == "nb201":
+    """The supernet of a space; spaces without one raise ``NasforgeError`` naming those that have one.
+
+    Options: ``num_classes``, ``seed`` (alpha init) for all; nb201 also ``in_channels``; staged spaces
+    (``mobilenet``, ``config``) also ``resolution`` and ``width`` (fixed per supernet, values of the space).
+    """
+    from nasforge.spaces._staged import StagedSpace
+    from nasforge.spaces.darts import DartsSpace
+    from nasforge.spaces.nb201 import NB201Space
+
+    allowed = {"nb201": ("num_classes", "in_channels", "seed"), "darts": ("num_classes", "seed"),
+               "staged": ("num_classes", "seed", "resolution", "width")}
+    kind = ("nb201" if isinstance(space, NB201Space) else "darts" if isinstance(space, DartsSpace)
+            else "staged" if isinstance(space, StagedSpace) else None)
+    if kind is None:
+        raise NasforgeError(f"space {space.name!r} has no supernet; supernets exist for: {', '.join(SUPERNET_SPACES)}")
+    bad = sorted(set(options) - set(allowed[kind]))
+    if bad:
+        raise NasforgeError(f"unknown supernet option(s) {', '.join(bad)} for {space.name}; allowed: "
+                            f"{', '.join(allowed[kind])}")
+    if kind == "nb201":
         from nasforge.oneshot._nb201 import NB201Supernet
-        from nasforge.spaces.nb201 import NB201Space
 
         assert isinstance(space, NB201Space)
         return NB201Supernet(space, **options)
-    raise NasforgeError(f"space {space.name!r} has no supernet; supernets exist for: nb201")
+    if kind == "darts":
+        from nasforge.oneshot._darts import DartsSupernet
+
+        assert isinstance(space, DartsSpace)
+        return DartsSupernet(space, **options)
+    from nasforge.oneshot._staged import StagedSupernet
+
+    assert isinstance(space, StagedSpace)
+    return StagedSupernet(space, **options)
 
 
 __all__ = [
     "METHODS",
+    "SUPERNET_SPACES",
     "ChoiceBlock",
     "OneShotResult",
     "Supernet",
@@ -43,10 +76,14 @@ __all__ = [
     "count_op",
     "darts",
     "expected_latency",
+    "latency_range",
     "make_supernet",
     "measure_choice_latency",
+    "path_latency",
     "proxyless",
     "proxyless_alpha_step",
     "recalibrate_bn",
     "spos",
+    "step_peak_memory",
+    "table_from_lut",
 ]

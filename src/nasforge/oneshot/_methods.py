@@ -155,9 +155,21 @@ def _unrolled_alpha_grad(net: Supernet, train: Batch, val: Batch, xi: float, eps
 
 
 def expected_latency(net: Supernet, table: Tensor, base_ms: float = 0.0) -> Tensor:
-    """E[lat] = base + sum over decisions of sum_i p_i * LUT(decision, i) (differentiable in alpha)."""
+    """E[lat] = base + sum over units of sum_i p_i * LUT(unit, i) (differentiable in alpha)."""
     p = net.probs()
-    return base_ms + (p * table).sum()
+    return base_ms + (p * table.to(p.device)).sum()
+
+
+def path_latency(net: Supernet, table: Tensor, arch: Architecture, base_ms: float = 0.0) -> float:
+    """The table's latency of one architecture: base + its candidate's entry in every unit."""
+    return base_ms + float(sum(float(table[k, c]) for k, c in enumerate(net.choices_of(arch))))
+
+
+def latency_range(table: Tensor, sizes: Sequence[int], base_ms: float = 0.0) -> tuple[float, float]:
+    """(smallest, largest) latency any path can have: base + sum of per-unit minima (maxima)."""
+    lo = base_ms + sum(float(table[k, :n].min()) for k, n in enumerate(sizes))
+    hi = base_ms + sum(float(table[k, :n].max()) for k, n in enumerate(sizes))
+    return lo, hi
 
 
 def proxyless(net: Supernet, train: Batch, val: Batch, epochs: int = 10, batch_size: int = 64,
@@ -179,15 +191,15 @@ def proxyless(net: Supernet, train: Batch, val: Batch, epochs: int = 10, batch_s
     steps = math.ceil(len(train[0]) / batch_size)
     w_opt, sched = _weight_opt(net, lr, epochs, steps)
     a_opt = torch.optim.Adam([net.alpha], lr=arch_lr, betas=(0.0, 0.999), eps=1e-8)
-    decs = net.space.decisions()
+    sizes = net.unit_sizes()
     res = OneShotResult("proxyless", net.derive(), 0, 0.0)
     for ep in range(epochs):
         net.train()
         tb, vb = _batches(*train, batch_size, g), _batches(*val, batch_size, g)
         loss_sum = 0.0
         for i, (xt, yt) in enumerate(tb):
-            p = net.probs().detach().numpy()
-            choices = [int(rng.choice(d.n, p=_norm(p[k, : d.n]))) for k, d in enumerate(decs)]
+            p = net.probs().detach().cpu().numpy()
+            choices = [int(rng.choice(n, p=_norm(p[k, :n]))) for k, n in enumerate(sizes)]
             net.set_single(choices)
             w_opt.zero_grad()
             loss = F.cross_entropy(net(xt), yt)
@@ -206,15 +218,14 @@ def proxyless(net: Supernet, train: Batch, val: Batch, epochs: int = 10, batch_s
         res.epochs = ep + 1
         info = {"loss": loss_sum / len(tb)}
         if latency_table is not None:
-            info["expected_latency_ms"] = float(expected_latency(net, latency_table, base_latency_ms))
+            info["expected_latency_ms"] = float(expected_latency(net, latency_table, base_latency_ms).detach())
         if progress:
             progress(ep + 1, info)
     res.arch = net.derive()
     res.seconds = time.perf_counter() - t0
     if latency_table is not None:
-        res.info["expected_latency_ms"] = float(expected_latency(net, latency_table, base_latency_ms))
-        res.info["predicted_latency_ms"] = base_latency_ms + float(sum(
-            latency_table[k, c] for k, c in enumerate(res.arch.choices)))
+        res.info["expected_latency_ms"] = float(expected_latency(net, latency_table, base_latency_ms).detach())
+        res.info["predicted_latency_ms"] = path_latency(net, latency_table, res.arch, base_latency_ms)
     return res
 
 
@@ -229,17 +240,16 @@ def proxyless_alpha_step(net: Supernet, x: Tensor, y: Tensor, rng: np.random.Gen
     """One architecture step: sample two candidates per decision, gate one, and turn the gate gradients
     into alpha gradients, dL/dalpha_i = sum_j dL/dg_j p_j (delta_ij - p_i) over the pair (renormalised).
     """
-    decs = net.space.decisions()
-    p = net.probs().detach().numpy()
+    p = net.probs().detach().cpu().numpy()
     pairs: list[tuple[int, int]] = []
     chosen: list[int] = []
-    for k, d in enumerate(decs):
-        pk = _norm(p[k, : d.n])
+    for k, n in enumerate(net.unit_sizes()):
+        pk = _norm(p[k, :n])
         pair = (0, 0)
-        if d.n > 1:
-            a0, a1 = rng.choice(d.n, size=2, replace=False, p=pk)
+        if n > 1:
+            a0, a1 = rng.choice(n, size=2, replace=False, p=pk)
             pair = (int(a0), int(a1))
-        q = _norm(pk[list(pair)]) if d.n > 1 else np.array([1.0, 0.0])
+        q = _norm(pk[list(pair)]) if n > 1 else np.array([1.0, 0.0])
         pairs.append(pair)
         chosen.append(pair[int(rng.choice(2, p=q))])
     gates = net.set_gates(pairs, chosen)
@@ -258,10 +268,10 @@ def proxyless_alpha_step(net: Supernet, x: Tensor, y: Tensor, rng: np.random.Gen
     out = {"ce": float(ce.detach())}
     if latency_table is not None and target_ms is not None:
         e = expected_latency(net, latency_table, base_ms)
-        factor = (e / target_ms) ** beta if float(e) > target_ms else e * 0 + 1.0
+        factor = (e / target_ms) ** beta if float(e.detach()) > target_ms else e * 0 + 1.0
         (lat_grad,) = torch.autograd.grad(factor, net.alpha, allow_unused=True)
         grad = grad * float(factor.detach()) + (0 if lat_grad is None else float(ce.detach()) * lat_grad)
-        out["expected_latency_ms"] = float(e)
+        out["expected_latency_ms"] = float(e.detach())
     net.alpha.grad = grad
     opt.step()
     return out
@@ -286,7 +296,7 @@ def spos(net: Supernet, train: Batch, epochs: int = 10, batch_size: int = 64, lr
         loss_sum = 0.0
         batches = _batches(*train, batch_size, g)
         for xt, yt in batches:
-            net.fix(net.space.sample(rng))
+            net.fix(net.sample(rng))
             opt.zero_grad()
             loss = F.cross_entropy(net(xt), yt)
             loss.backward()
@@ -333,25 +343,35 @@ class SupernetEstimator:
         return Result(acc, {"val_acc": acc}, {}, time.perf_counter() - t0)
 
 
+def block_inputs(net: Supernet, input_shape: Sequence[int]) -> dict[int, tuple[int, ...]]:
+    """The input shape (batch 1) every choice block sees, from one forward pass on a path where every
+    unit runs a non-zero candidate (so every block is called)."""
+    shapes: dict[int, tuple[int, ...]] = {}
+    hooks = [blk.register_forward_pre_hook(lambda m, inp: shapes.__setitem__(id(m), tuple(inp[0].shape)))
+             for group in net.groups for blk in group]
+    dev = net.alpha.device
+    was = net.training
+    net.eval()
+    net.set_single([next(i for i, z in enumerate(g[0].is_zero) if not z) for g in net.groups])
+    try:
+        with torch.no_grad():
+            net(torch.zeros(1, *input_shape, device=dev))
+    finally:
+        for h in hooks:
+            h.remove()
+        net.train(was)
+    return shapes
+
+
 def measure_choice_latency(net: Supernet, input_shape: Sequence[int], repeats: int = 20,
                            warmup: int = 3) -> tuple[Tensor, float]:
-    """Host-measured latency table: each candidate op of every choice block timed (ms, batch 1) on the
-    input shape it sees, summed per (decision, choice); plus the base (everything but the choice blocks).
+    """Host-measured latency table: each candidate of every choice block timed (ms, batch 1) on the input
+    shape it sees, summed per (unit, choice); plus the base (everything but the choice blocks), measured
+    as the whole network on its cheapest path minus that path's table entries (clamped at 0).
     """
-    shapes: dict[int, tuple[int, ...]] = {}
-    hooks = []
-    for group in net.groups:
-        for blk in group:
-            hooks.append(blk.register_forward_pre_hook(
-                lambda m, inp: shapes.__setitem__(id(m), tuple(inp[0].shape))))
-    net.eval()
-    net.set_single([0] * len(net.groups))
-    with torch.no_grad():
-        net(torch.zeros(1, *input_shape))
-    for h in hooks:
-        h.remove()
-    n = max(d.n for d in net.space.decisions())
-    table = torch.zeros(len(net.groups), n)
+    shapes = block_inputs(net, input_shape)
+    dev = net.alpha.device
+    table = torch.zeros(len(net.groups), max(net.unit_sizes()))
     cache: dict[tuple[int, int, tuple[int, ...]], float] = {}
     with torch.no_grad():
         for k, group in enumerate(net.groups):
@@ -362,25 +382,118 @@ def measure_choice_latency(net: Supernet, input_shape: Sequence[int], repeats: i
                         continue
                     key = (k, i, shp)
                     if key not in cache:
-                        cache[key] = _time_ms(op, torch.zeros(shp), repeats, warmup)
+                        cache[key] = _time_ms(op, torch.zeros(shp, device=dev), repeats, warmup)
                     table[k, i] += cache[key]
-        zero = net.space.decode([_zero_choice(d.choices) for d in net.space.decisions()])
-        net.fix(zero)
-        base = _time_ms(net, torch.zeros(1, *input_shape), repeats, warmup)
+        cheap = [int(table[k, :n].argmin()) for k, n in enumerate(net.unit_sizes())]
+        net.set_single(cheap)
+        whole = _time_ms(net, torch.zeros(1, *input_shape, device=dev), repeats, warmup)
+    base = max(0.0, whole - sum(float(table[k, c]) for k, c in enumerate(cheap)))
     return table, base
 
 
-def _zero_choice(choices: Sequence[Any]) -> int:
-    return list(choices).index("none") if "none" in choices else 0
+def table_from_lut(net: Supernet, lut: Any, input_shape: Sequence[int]) -> tuple[Tensor, float]:
+    """A latency table from a ``nasforge.hardware.LatencyTable``: every candidate's spec priced on the input
+    shape its block sees (``lut.op_latency``); zero and identity candidates cost 0. The base is the
+    table's constant plus the blocks outside the choice blocks of the network of the derived arch.
+    """
+    shapes = block_inputs(net, input_shape)
+    table = torch.zeros(len(net.groups), max(net.unit_sizes()))
+    for k, group in enumerate(net.groups):
+        for blk in group:
+            for i, spec in enumerate(blk.specs):
+                if spec is not None and type(spec).__name__ != "Identity":
+                    table[k, i] += float(lut.op_latency(spec, shapes[id(blk)][1:]))
+    base = float(lut.constant_ms)
+    arch = net.derive()
+    try:
+        whole = float(lut.bind(net.space).predict(arch))
+    except NasforgeError:
+        return table, base
+    return table, max(0.0, whole - path_latency(net, table, arch))
 
 
 def _time_ms(module: torch.nn.Module, x: Tensor, repeats: int, warmup: int) -> float:
     module.eval()
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
     for _ in range(warmup):
         module(x)
     ts = []
     for _ in range(repeats):
+        sync()
         t = time.perf_counter()
         module(x)
+        sync()
         ts.append(time.perf_counter() - t)
     return float(np.median(ts) * 1e3)
+
+
+# -- memory of one training step ------------------------------------------------------------------------
+
+
+def _saved_bytes(net: Supernet, fn: Callable[[], Tensor]) -> int:
+    """Bytes of the distinct tensors autograd saves for backward while ``fn`` runs its forward (parameters
+    excluded): the activation memory a training step holds at its peak, between forward and backward."""
+    params = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        st = t.untyped_storage()
+        ptr = st.data_ptr()
+        if ptr not in params and ptr not in seen:
+            seen[ptr] = st.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = fn()
+    loss.backward()
+    return sum(seen.values())
+
+
+def _cuda_peak(fn: Callable[[], Tensor], device: torch.device) -> int:
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fn().backward()
+    torch.cuda.synchronize(device)
+    return int(torch.cuda.max_memory_allocated(device))
+
+
+def step_peak_memory(net: Supernet, method: str, x: Tensor, y: Tensor, seed: int = 0) -> dict[str, Any]:
+    """Peak memory of one training step of ``method`` on batch (x, y), measured.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` over forward + backward (weights, gradients and activations).
+    CPU: bytes of the activations autograd saves for backward (distinct storages, parameters excluded),
+    counted with ``saved_tensors_hooks`` during the forward. DARTS' step is one mixed forward (all
+    candidates); ProxylessNAS' is the larger of its weight step (one sampled path) and its architecture
+    step (two sampled paths under binary gates); SPOS' is one uniformly sampled path.
+    """
+    rng = np.random.default_rng(seed)
+    sizes = net.unit_sizes()
+    net.train()
+
+    def darts_fwd() -> Tensor:
+        net.set_darts()
+        return F.cross_entropy(net(x), y)
+
+    def single_fwd() -> Tensor:
+        net.set_single([int(rng.integers(n)) for n in sizes])
+        return F.cross_entropy(net(x), y)
+
+    def gates_fwd() -> Tensor:
+        pairs: list[tuple[int, int]] = []
+        for n in sizes:
+            a, b = rng.choice(n, size=2, replace=False) if n > 1 else (0, 0)
+            pairs.append((int(a), int(b)))
+        net.set_gates(pairs, [p[0] for p in pairs])
+        return F.cross_entropy(net(x), y)
+
+    steps = {"darts": [darts_fwd], "proxyless": [single_fwd, gates_fwd], "spos": [single_fwd]}
+    if method not in steps:
+        raise NasforgeError(f"unknown one-shot method {method!r}; allowed: {', '.join(steps)}")
+    dev = x.device
+    peaks = []
+    for fn in steps[method]:
+        net.zero_grad(set_to_none=True)
+        peaks.append(_cuda_peak(fn, dev) if dev.type == "cuda" else _saved_bytes(net, fn))
+    net.zero_grad(set_to_none=True)
+    kind = "cuda max_memory_allocated" if dev.type == "cuda" else "autograd saved activations"
+    return {"peak_memory_bytes": int(max(peaks)), "peak_memory_kind": kind}

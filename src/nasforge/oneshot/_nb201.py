@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from nasforge.blocks import ConvBNAct, Flatten, GlobalPool, Linear
-from nasforge.oneshot._supernet import ChoiceBlock, Supernet
+from nasforge.oneshot._supernet import ChoiceBlock, Supernet, decision_units
 from nasforge.spaces import Architecture
 from nasforge.spaces._cell_ops import BNReLU, ResNetBasicBlock, make_op
 from nasforge.spaces.nb201 import EDGES, NB201Space
@@ -23,14 +23,9 @@ class SuperCell(nn.Module):
 
     def __init__(self, channels: int, ops: tuple[str, ...]) -> None:
         super().__init__()
-        cands: list[list[nn.Module | None]] = []
-        for _ in EDGES:
-            row: list[nn.Module | None] = []
-            for op in ops:
-                spec = make_op(op, channels, channels, 1)
-                row.append(None if spec is None else spec.build())
-            cands.append(row)
-        self.edges = nn.ModuleList([ChoiceBlock(r) for r in cands])
+        specs = [make_op(op, channels, channels, 1) for op in ops]
+        self.edges = nn.ModuleList([ChoiceBlock([None if sp is None else sp.build() for sp in specs], specs)
+                                    for _ in EDGES])
 
     def forward(self, x: Tensor) -> Tensor:
         nodes = [x]
@@ -71,6 +66,7 @@ class NB201Supernet(Supernet):
         self.head = nn.Sequential(*(sp.build() for sp in (BNReLU(4 * C), GlobalPool(), Flatten(), Linear(4 * C, k))))
         cells_all = [m for m in self.modules() if isinstance(m, SuperCell)]
         self.groups = [[cast(ChoiceBlock, cell.edges[e]) for cell in cells_all] for e in range(len(EDGES))]
+        self.unit_names, self.unit_labels = decision_units(space)
         self.init_alpha(torch.Generator().manual_seed(seed))
 
     def forward(self, x: Tensor) -> Tensor:

@@ -10,7 +10,9 @@ A ``ChoiceBlock`` runs in one of three ways, chosen per forward by its supernet'
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -21,12 +23,17 @@ MODES = ("darts", "single", "gates")
 
 
 class ChoiceBlock(nn.Module):
-    """All candidates of one decision; ``None`` candidates are the zero op (no module, no weights)."""
+    """All candidates of one decision; ``None`` candidates are the zero op (no module, no weights).
 
-    def __init__(self, candidates: Sequence[nn.Module | None]) -> None:
+    ``specs`` (optional) holds each candidate's block spec (``None`` for zero and identity candidates),
+    so a latency lookup table can price every candidate on the input shape the block sees.
+    """
+
+    def __init__(self, candidates: Sequence[nn.Module | None], specs: Sequence[Any] | None = None) -> None:
         super().__init__()
         self.is_zero = [c is None for c in candidates]
         self.ops = nn.ModuleList([c if c is not None else nn.Identity() for c in candidates])
+        self.specs: list[Any] = list(specs) if specs is not None else [None] * len(candidates)
         self.mode = "single"
         self.active = 0
         self.weights: Tensor | None = None  # darts: softmax probabilities
@@ -59,29 +66,36 @@ class ChoiceBlock(nn.Module):
 class Supernet(nn.Module):
     """A network whose choice blocks share weights across architectures.
 
-    Subclasses build the body and fill ``self.groups``: for each decision of ``space.decisions()`` (in
-    order) the choice blocks it controls (e.g. one edge in every cell of NB201's network). The
-    architecture parameters ``alpha`` (one row per decision) live here too, outside ``weight_parameters``.
+    Subclasses build the body and fill ``self.groups``: one entry per *unit* (a row of ``alpha``), the
+    choice blocks it controls (e.g. one NB201 edge in every cell). Units are the space's decisions where
+    they map one to one (NB201); otherwise (DARTS edges, MobileNet block slots) the subclass overrides
+    ``choices_of`` (an architecture as one choice per unit) and ``derive`` (the most likely architecture).
+    ``unit_names``/``unit_labels`` name units and their candidates (plots, reports).
     """
 
     space: SearchSpace
     groups: list[list[ChoiceBlock]]
+    unit_names: list[str]
+    unit_labels: list[tuple[str, ...]]
     alpha_mask: Tensor
 
     def init_alpha(self, generator: torch.Generator | None = None) -> None:
-        n = max(d.n for d in self.space.decisions())
-        k = len(self.groups)
+        sizes = self.unit_sizes()
+        n, k = max(sizes), len(sizes)
         self.alpha = nn.Parameter(1e-3 * torch.randn(k, n, generator=generator))
         mask = torch.full((k, n), float("-inf"))
-        for i, d in enumerate(self.space.decisions()):
-            mask[i, : d.n] = 0.0
+        for i, m in enumerate(sizes):
+            mask[i, :m] = 0.0
         self.register_buffer("alpha_mask", mask)
+
+    def unit_sizes(self) -> list[int]:
+        return [len(g[0].ops) for g in self.groups]
 
     def weight_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if name != "alpha"]
 
     def probs(self) -> Tensor:
-        """Softmax of alpha per decision (rows padded with zeros past each decision's choices)."""
+        """Softmax of alpha per unit (rows padded with zeros past each unit's candidates)."""
         return torch.softmax(self.alpha + self.alpha_mask, dim=-1)
 
     def set_darts(self) -> None:
@@ -91,6 +105,7 @@ class Supernet(nn.Module):
                 blk.mode, blk.weights = "darts", p[i]
 
     def set_single(self, choices: Sequence[int]) -> None:
+        """Run one candidate per unit (a path of the supernet)."""
         if len(choices) != len(self.groups):
             raise NasforgeError(f"expected {len(self.groups)} choices, got {len(choices)}")
         for group, c in zip(self.groups, choices, strict=True):
@@ -98,13 +113,13 @@ class Supernet(nn.Module):
                 blk.mode, blk.active, blk.weights, blk.gates = "single", int(c), None, None
 
     def set_gates(self, pairs: Sequence[tuple[int, int]], chosen: Sequence[int]) -> list[Tensor]:
-        """Binary gates per decision: the two sampled candidates run, gate 1 on ``chosen``, 0 on the other.
+        """Binary gates per unit: the two sampled candidates run, gate 1 on ``chosen``, 0 on the other.
 
-        All blocks of a decision share its gate tensor, so its gradient sums over them.
+        All blocks of a unit share its gate tensor, so its gradient sums over them.
         """
         gates = []
         for group, pair, c in zip(self.groups, pairs, chosen, strict=True):
-            g = torch.zeros(len(group[0].ops))
+            g = torch.zeros(len(group[0].ops), device=self.alpha.device)
             g[c] = 1.0
             g.requires_grad_(True)
             for blk in group:
@@ -112,15 +127,33 @@ class Supernet(nn.Module):
             gates.append(g)
         return gates
 
+    def choices_of(self, arch: Architecture) -> list[int]:
+        """The architecture as one candidate index per unit."""
+        return list(self.space.encode(arch))
+
+    def sample(self, rng: np.random.Generator) -> Architecture:
+        """A uniformly random architecture this supernet can run (SPOS' path sampling)."""
+        return self.space.sample(rng)
+
     def fix(self, arch: Architecture) -> Supernet:
         """Run as the sub-network of ``arch`` (shares this supernet's weights)."""
-        self.set_single(self.space.encode(arch))
+        self.set_single(self.choices_of(arch))
         return self
 
     def derive(self) -> Architecture:
         """The architecture of the most likely choice of every decision."""
-        p = self.probs().detach()
-        return self.space.decode([int(p[i, : d.n].argmax()) for i, d in enumerate(self.space.decisions())])
+        p = self.probs().detach().cpu()
+        return self.space.decode([int(p[i, :m].argmax()) for i, m in enumerate(self.unit_sizes())])
+
+    def to_standalone(self, arch: Architecture, num_classes: int | None = None) -> nn.Module:
+        """The stand-alone network of ``arch`` (``space.build``) carrying this supernet's weights."""
+        raise NotImplementedError
+
+
+def decision_units(space: SearchSpace) -> tuple[list[str], list[tuple[str, ...]]]:
+    """Unit names and candidate labels when units are the space's decisions."""
+    decs = space.decisions()
+    return [d.name for d in decs], [tuple(str(c) for c in d.choices) for d in decs]
 
 
 @torch.no_grad()
