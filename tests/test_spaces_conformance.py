@@ -86,6 +86,17 @@ def test_mutate_changes_one_decision_and_stays_valid(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", SPACES)
+def test_neighbours_are_one_decision_away(name: str) -> None:
+    sp = space_of(name)
+    for a in samples(sp, 3, seed=6):
+        ns = sp.neighbours(a)
+        assert ns and a not in ns and len(set(ns)) == len(ns)
+        for n in ns:
+            assert sp.parse(str(n)) == n
+            assert len(_changed_active(sp, a, n)) == 1, (str(a), str(n))
+
+
+@pytest.mark.parametrize("name", SPACES)
 def test_crossover_takes_each_decision_from_a_parent(name: str) -> None:
     sp = space_of(name)
     rng = np.random.default_rng(2)
