@@ -62,6 +62,7 @@ class _Run:
     epochs: int
     images_per_s: float
     train_seconds: float
+    train_cpu_seconds: float
     stopped: str | None
 
 
@@ -83,8 +84,9 @@ class TrainingEstimator:
     - ``cost_precision``: the precision of the byte counts in ``Result.cost``.
 
     ``evaluate`` returns ``Result(reward=val_acc, metrics={val_acc, train_loss, epochs, images_per_s,
-    train_seconds, params}, cost=space.cost(arch) numbers, seconds=wall time)``. ``final_evaluate``
-    also reports ``test_acc`` and returns the trained module; use it only for the final pick.
+    train_seconds, train_cpu_seconds, params}, cost=space.cost(arch) numbers, seconds=wall time)``
+    (``train_cpu_seconds``: process CPU time of the training steps, a speed measure independent of other load).
+    ``final_evaluate`` also reports ``test_acc`` and returns the trained module; use it only for the final pick.
     """
 
     def __init__(self, space: SearchSpace, dataset: Dataset, epochs: int = 5, batch_size: int = 128,
@@ -233,13 +235,13 @@ class TrainingEstimator:
             steps = n // bs  # the last incomplete batch is dropped (batch norm needs > 1 sample)
             total = steps * epochs
             step = 0
-            train_time = 0.0
+            train_time = cpu_time = 0.0
             loss_value = math.nan
             stopped: str | None = None
             done = 0
             val_acc: float | None = None
             for epoch in range(1, epochs + 1):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 model.train()
                 perm = torch.randperm(n, generator=gen).to(self.device)
                 xs, ys = data.train_x[perm], data.train_y[perm]
@@ -260,6 +262,7 @@ class TrainingEstimator:
                 if cuda:
                     torch.cuda.synchronize()
                 train_time += time.perf_counter() - t0
+                cpu_time += time.process_time() - c0
                 done = epoch
                 if not math.isfinite(loss_value):
                     raise _NonFinite(f"training loss is {loss_value} at epoch {epoch}")
@@ -272,7 +275,7 @@ class TrainingEstimator:
                 val_acc = self._accuracy(model, data.val_x, data.val_y)
         assert val_acc is not None
         return _Run(model, val_acc, loss_value, done, steps * bs * done / max(train_time, 1e-9), train_time,
-                    stopped)
+                    cpu_time, stopped)
 
     @torch.inference_mode()
     def _accuracy(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -289,7 +292,8 @@ class TrainingEstimator:
     def _metrics(self, run: _Run) -> dict[str, float]:
         params = sum(p.numel() for p in run.model.parameters())
         return {"val_acc": run.val_acc, "train_loss": run.train_loss, "epochs": float(run.epochs),
-                "images_per_s": run.images_per_s, "train_seconds": run.train_seconds, "params": float(params)}
+                "images_per_s": run.images_per_s, "train_seconds": run.train_seconds,
+                "train_cpu_seconds": run.train_cpu_seconds, "params": float(params)}
 
     def _cost(self, arch: Architecture) -> dict[str, float]:
         """The space's analytic cost numbers (empty if the space cannot cost this architecture)."""
