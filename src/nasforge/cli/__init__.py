@@ -8,6 +8,7 @@ import typer
 
 # Command modules register their commands on ``app`` when imported (one import per line).
 from nasforge.cli import _version  # noqa: F401
+from nasforge.cli import _oneshot  # noqa: F401, E402
 from nasforge.cli import _latency  # noqa: F401, E402
 from nasforge.cli import _design  # noqa: F401, E402
 from nasforge.cli import _benchmark  # noqa: F401, E402
