@@ -108,6 +108,7 @@ def test_same_seed_same_result_other_seed_differs(digits) -> None:  # type: igno
     c = TrainingEstimator(space, digits, epochs=2, batch_size=64, seed=4).evaluate(arch)
     assert (a.reward, a.metrics["train_loss"]) == (b.reward, b.metrics["train_loss"])
     assert a.metrics["train_loss"] != c.metrics["train_loss"]
+    assert not torch.are_deterministic_algorithms_enabled()  # the global setting is restored after training
 
 
 def test_failing_and_nan_candidates_are_recorded(digits) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,24 @@ class _Run:
     stopped: str | None
 
 
+@contextmanager
+def _deterministic_kernels(on: bool) -> Iterator[None]:
+    """While training: torch's deterministic kernels (warn-only where none exists), cuDNN without autotuning;
+    the previous settings are restored afterwards."""
+    if not on:
+        yield
+        return
+    prev = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+            torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev[0], warn_only=prev[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = prev[2], prev[3]
+
+
 def _one_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
@@ -82,6 +101,8 @@ class TrainingEstimator:
       The number of classes comes from the data. When ``space.input_shape(arch)`` differs from the data,
       the data is resized (and grayscale repeated to 3 channels) to fit; the last 4 shapes are kept.
     - ``cost_precision``: the precision of the byte counts in ``Result.cost``.
+    - ``deterministic``: use torch's deterministic kernels while training (no cost on CPU; on CUDA it turns
+      off cuDNN autotuning). The same seed gives the same result on CPU either way.
 
     ``evaluate`` returns ``Result(reward=val_acc, metrics={val_acc, train_loss, epochs, images_per_s,
     train_seconds, train_cpu_seconds, params}, cost=space.cost(arch) numbers, seconds=wall time)``
@@ -94,7 +115,7 @@ class TrainingEstimator:
                  weight_decay: float = 5e-4, schedule: str = "cosine", label_smoothing: float = 0.0,
                  seed: int = 0, device_torch: str = "cpu", num_threads: int | None = None,
                  build_options: Mapping[str, Any] | None = None, eval_batch_size: int = 1024,
-                 channels_last: bool = False, cost_precision: str = "fp32") -> None:
+                 channels_last: bool = False, cost_precision: str = "fp32", deterministic: bool = True) -> None:
         if optimizer not in OPTIMIZERS:
             raise NasforgeError(f"unknown optimizer {optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
         if schedule not in SCHEDULES:
@@ -128,6 +149,7 @@ class TrainingEstimator:
         self.eval_batch_size = eval_batch_size
         self.channels_last = channels_last
         self.cost_precision = cost_precision
+        self.deterministic = deterministic
         self.num_classes = dataset.num_classes
         self._tensors: dict[tuple[int, int, int], _Tensors] = {}
 
@@ -223,7 +245,7 @@ class TrainingEstimator:
         data = self._data_for(self._input_shape(arch))
         cuda = self.device.type == "cuda"
         fork_devices = [self.device.index or 0] if cuda else []
-        with torch.random.fork_rng(devices=fork_devices):
+        with torch.random.fork_rng(devices=fork_devices), _deterministic_kernels(self.deterministic):
             torch.manual_seed(self.seed)
             model = self.build(arch).to(self.device)
             if self.channels_last:
