@@ -12,7 +12,14 @@ import torch
 from nasforge.blocks import ConvBNAct, InvertedResidual
 from nasforge.cli import main
 from nasforge.errors import NasforgeError
-from nasforge.hardware import LatencyTable, build_table, load_ofa_table, parse_ofa_key, spec_key
+from nasforge.hardware import (
+    LatencyTable,
+    build_table,
+    load_latency_model,
+    load_ofa_table,
+    parse_ofa_key,
+    spec_key,
+)
 from nasforge.hardware._lut import Entry, measure_network, network_of, ofa_key_text
 from nasforge.spaces import get_space
 
@@ -54,6 +61,8 @@ def test_build_covers_every_block_and_round_trips(tiny_table: tuple[LatencyTable
         assert back.entries == table.entries and back.constant_ms == table.constant_ms
         a = sp.sample(np.random.default_rng(5))  # type: ignore[attr-defined]
         assert back.predict(a) == pytest.approx(table.predict(a))  # re-creates the space from the file
+    fn = load_latency_model(tmp_path / "t.json", sp)  # type: ignore[arg-type]
+    assert fn(a) == pytest.approx(table.predict(a))
     raw = json.loads((tmp_path / "t.json").read_text())
     assert raw["device"] == "cpu" and isinstance(raw["entries"][0]["key"], list)
 

@@ -10,7 +10,7 @@ import pytest
 
 from nasforge.cli import main
 from nasforge.errors import NasforgeError
-from nasforge.hardware import LatencyPredictor, latency_metrics
+from nasforge.hardware import LatencyPredictor, latency_metrics, load_latency_model
 from nasforge.hardware._predictor import fit_on_table, parse_archs, read_latency_table, split
 from nasforge.spaces import get_space
 
@@ -38,7 +38,7 @@ def test_predictor_learns_an_additive_latency() -> None:
     """On a synthetic 'device' where each conv edge costs a fixed time, the fit is near exact."""
     sp = get_space("nb201")
     rng = np.random.default_rng(0)
-    archs = list({sp.sample(rng) for _ in range(400)})
+    archs = list(dict.fromkeys(sp.sample(rng) for _ in range(400)))
     per_op = {"none": 0.0, "skip_connect": 0.1, "nor_conv_1x1": 1.0, "nor_conv_3x3": 3.0, "avg_pool_3x3": 0.5}
     y = np.array([2.0 + sum(per_op[sp.ops[c]] for c in a.choices) for a in archs])
     p = LatencyPredictor(sp).fit(archs[:300], y[:300])
@@ -65,16 +65,21 @@ def test_beats_naive_baseline_on_a_phone_column() -> None:
 def test_cli_fit_json_keys_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sp = get_space("nb201")
     rng = np.random.default_rng(1)
-    archs = list({sp.sample(rng) for _ in range(80)})
+    archs = list(dict.fromkeys(sp.sample(rng) for _ in range(80)))
     csv = tmp_path / "lat.csv"
-    lines = ["arch,my_dev"] + [f"{a},{1.0 + 0.5 * sum(1 for c in a.choices if c >= 2):.4f}" for a in archs]
+    cost = (0.0, 0.1, 1.0, 3.0, 0.5)  # ms per edge of each op: none, skip, conv 1x1, conv 3x3, pool
+    lines = ["arch,my_dev"] + [f"{a},{2.0 + sum(cost[c] for c in a.choices):.4f}" for a in archs]
     csv.write_text("\n".join(lines) + "\n")
     base = ["latency", "fit", "--table", str(csv), "--arch-col", "arch", "--space", "nb201"]
-    assert main([*base, "--target-col", "my_dev", "--train", "60", "--seed", "0", "--json"]) == 0
+    model = tmp_path / "lat.pkl"
+    assert main([*base, "--target-col", "my_dev", "--train", "60", "--seed", "0", "--json", "--save", str(model)]) == 0
     d = json.loads(capsys.readouterr().out)
     assert set(d) == {"within_10pct", "within_5pct", "spearman", "rmse", "n_train", "n_test"}
     assert d["n_train"] == 60 and d["n_test"] == len(archs) - 60
-    assert d["within_10pct"] > 0.5
+    assert d["spearman"] > 0.9 and d["within_10pct"] > 0.6
+    fn = load_latency_model(model)
+    assert isinstance(fn, LatencyPredictor) and fn.space.name == "nb201"
+    assert fn(archs[0]) == pytest.approx(fn.predict_many(archs[:1])[0]) and fn(archs[0]) > 0
     for args, msg in [
         (["--target-col", "nope", "--train", "10"], "unknown device column 'nope'"),
         (["--target-col", "my_dev", "--train", str(len(archs) + 5)], "--train"),
@@ -82,6 +87,8 @@ def test_cli_fit_json_keys_and_errors(tmp_path: Path, capsys: pytest.CaptureFixt
         assert main([*base, *args]) == 2
         err = capsys.readouterr().err
         assert msg in err and err.count("\n") == 1
+    assert main([*base, "--target-col", "my_dev", "--train", "10", "--save", str(tmp_path / "m.bin")]) == 2
+    assert "must end in .pkl" in capsys.readouterr().err
     assert main(["latency", "fit", "--table", str(csv), "--arch-col", "missing", "--space", "nb201",
                  "--target-col", "my_dev"]) == 2
     err = capsys.readouterr().err

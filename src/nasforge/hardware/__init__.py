@@ -19,7 +19,7 @@ from nasforge.hardware._lut import (
     parse_ofa_key,
     spec_key,
 )
-from nasforge.hardware._predictor import LatencyPredictor, latency_metrics
+from nasforge.hardware._predictor import LatencyPredictor, latency_metrics, load_latency_model
 
 __all__ = [
     "DEVICE_KINDS",
@@ -33,6 +33,7 @@ __all__ = [
     "latency_metrics",
     "list_devices",
     "load_devices",
+    "load_latency_model",
     "load_ofa_table",
     "measure_latency",
     "measure_onnx_file",

@@ -22,7 +22,9 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Sequence
+import pickle
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -262,6 +264,62 @@ class LatencyPredictor:
         """Predicted milliseconds of one architecture."""
         return float(self.predict_many([arch])[0])
 
+    def __call__(self, arch: Architecture) -> float:
+        """A latency model for constraints and objectives: ``latency_fn(arch) -> ms``."""
+        return self.predict(arch)
+
+    def save(self, path: str | os.PathLike[str], space_name: str | None = None,
+             space_options: dict[str, Any] | None = None) -> Path:
+        """Pickle the fitted model with its feature columns and the space (name + options) it is for."""
+        if self._model is None or self.encoder.names is None:
+            raise NasforgeError("the latency predictor is not fitted; nothing to save")
+        state = {"format": "nasforge-latency-predictor/1", "space": space_name or self.space.name,
+                 "space_options": dict(space_options or {}), "groups": self.encoder.groups,
+                 "names": self.encoder.names, "config": self.config.__dict__, "model": self._model}
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=p.name + ".", dir=p.parent)
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(state, f)
+        os.replace(tmp, p)
+        return p
+
+    @staticmethod
+    def load(path: str | os.PathLike[str], space: SearchSpace | None = None) -> LatencyPredictor:
+        """A predictor written by ``save`` (only load files you trust: this unpickles)."""
+        from nasforge.spaces import get_space
+
+        p = Path(path)
+        if not p.is_file():
+            raise NasforgeError(f"latency predictor file {str(p)!r} does not exist")
+        try:
+            with p.open("rb") as f:
+                state = pickle.load(f)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            raise NasforgeError(f"{str(p)!r} is not a saved latency predictor") from None
+        if not isinstance(state, dict) or state.get("format") != "nasforge-latency-predictor/1":
+            raise NasforgeError(f"{str(p)!r} is not a saved latency predictor (format nasforge-latency-predictor/1)")
+        sp = space or get_space(state["space"], **state["space_options"])
+        pred = LatencyPredictor(sp, state["groups"], ModelConfig(**state["config"]))
+        pred.encoder.names = list(state["names"])
+        pred._model = state["model"]
+        return pred
+
+
+def load_latency_model(path: str | os.PathLike[str], space: SearchSpace | None = None) -> Callable[[Any], float]:
+    """``latency_fn(arch) -> ms`` from a lookup table (.json/.yaml/.yml) or a saved predictor (.pkl)."""
+    p = str(path)
+    if p.endswith((".json", ".yaml", ".yml")):
+        from nasforge.hardware._lut import LatencyTable
+
+        table = LatencyTable.load(p)
+        if space is not None:
+            table.bind(space)
+        return table.predict
+    if p.endswith(".pkl"):
+        return LatencyPredictor.load(p, space)
+    raise NasforgeError(f"latency model {p!r} must be a lookup table (.json, .yaml) or a predictor (.pkl)")
+
 
 # -- metrics and the table workflow ---------------------------------------------------------------------------
 
@@ -344,6 +402,7 @@ class FitReport:
     metrics: dict[str, float]
     n_train: int
     n_test: int
+    predictor: LatencyPredictor | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.metrics, "n_train": self.n_train, "n_test": self.n_test}
@@ -370,4 +429,4 @@ def fit_on_table(space: SearchSpace, archs: Sequence[Architecture], y: np.ndarra
     pred.encoder = enc
     pred.fit([archs[i] for i in tr], y[tr], X[tr])
     p = pred.predict_many([archs[i] for i in te], X[te])
-    return FitReport(column, latency_metrics(p, y[te]), len(tr), len(te))
+    return FitReport(column, latency_metrics(p, y[te]), len(tr), len(te), pred)
