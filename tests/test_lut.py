@@ -18,6 +18,7 @@ from nasforge.hardware import (
     load_latency_model,
     load_ofa_table,
     parse_ofa_key,
+    per_decision_latency,
     spec_key,
 )
 from nasforge.hardware._lut import Entry, measure_network, network_of, ofa_key_text
@@ -65,6 +66,16 @@ def test_build_covers_every_block_and_round_trips(tiny_table: tuple[LatencyTable
     assert fn(a) == pytest.approx(table.predict(a))
     raw = json.loads((tmp_path / "t.json").read_text())
     assert raw["device"] == "cpu" and isinstance(raw["entries"][0]["key"], list)
+
+
+def test_per_decision_latency(tiny_table: tuple[LatencyTable, object]) -> None:
+    table, sp = tiny_table
+    a = sp.sample(np.random.default_rng(3))  # type: ignore[attr-defined]
+    rows = per_decision_latency(table.predict, sp, a)  # type: ignore[arg-type]
+    base = table.predict(a)
+    for row, d, c in zip(rows, sp.decisions(), a.choices, strict=True):  # type: ignore[attr-defined]
+        assert len(row) == d.n and row[c] == pytest.approx(base)
+    assert any(max(r) > min(r) for r in rows)  # some choices cost more than others
 
 
 def test_lut_sum_tracks_measured_latency(tiny_table: tuple[LatencyTable, object]) -> None:

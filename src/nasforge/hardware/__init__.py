@@ -17,6 +17,7 @@ from nasforge.hardware._lut import (
     build_table,
     load_ofa_table,
     parse_ofa_key,
+    per_decision_latency,
     spec_key,
 )
 from nasforge.hardware._predictor import LatencyPredictor, latency_metrics, load_latency_model
@@ -39,5 +40,6 @@ __all__ = [
     "measure_onnx_file",
     "parse_bytes",
     "parse_ofa_key",
+    "per_decision_latency",
     "spec_key",
 ]

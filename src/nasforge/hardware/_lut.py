@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -447,3 +447,23 @@ def measure_network(network: NetworkSpec, device: str = "cpu", runtime: str = "t
 
     s = measure_latency(network.build(), (1, *network.input_shape), device, runtime, threads, warmup, repeats)
     return s.min_ms if stat == "min" else s.median_ms
+
+
+def per_decision_latency(latency_fn: Callable[[Architecture], float], space: SearchSpace,
+                         arch: Architecture) -> list[list[float]]:
+    """``out[i][j]`` = predicted ms of ``arch`` with decision ``i`` set to choice ``j`` (the others kept).
+
+    With a lookup table this is the per-op latency a one-shot latency loss weighs by the op probabilities
+    (``out[i][j] - out[i][arch.choices[i]]`` is choice ``j``'s extra cost at that position). Decisions
+    that are inactive for ``arch`` (e.g. blocks beyond a stage's depth) give the unchanged latency.
+    """
+    base = list(space.encode(arch))
+    out: list[list[float]] = []
+    for i, d in enumerate(space.decisions()):
+        row = []
+        for j in range(d.n):
+            c = base.copy()
+            c[i] = j
+            row.append(float(latency_fn(space.decode(c))))
+        out.append(row)
+    return out
