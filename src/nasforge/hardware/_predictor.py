@@ -331,7 +331,8 @@ def latency_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     t = np.maximum(np.asarray(true, dtype=float), FLOOR_MS)
     p = np.asarray(pred, dtype=float)
     rel = np.abs(p / t - 1)
-    rho = float(spearmanr(p, t).statistic) if len(t) > 1 else float("nan")
+    constant = len(t) < 2 or np.ptp(t) == 0 or np.ptp(p) == 0
+    rho = float("nan") if constant else float(spearmanr(p, t).statistic)
     return {"within_10pct": float(np.mean(rel <= 0.10)), "within_5pct": float(np.mean(rel <= 0.05)),
             "spearman": rho, "rmse": float(np.sqrt(np.mean((p - np.asarray(true, dtype=float)) ** 2)))}
 
