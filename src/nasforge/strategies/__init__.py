@@ -1,7 +1,16 @@
-"""Search strategies: ask/tell only, over any space's decisions."""
+"""Search strategies: ask/tell only, over any space's decisions.
+
+``get_strategy(name, space, seed=..., **options)`` builds one of ``list_strategies()``: ``random``,
+``evolution`` (regularized evolution), ``local`` (local search), ``reinforce`` (LSTM controller),
+``bo`` (Optuna TPE/GP), ``grid`` (Cartesian product with a feasibility filter) and ``local-model``
+(local search asking neighbours in the order a surrogate predicts).
+``compound_scaling`` is EfficientNet's depth/width/resolution scaling rule.
+"""
 
 from __future__ import annotations
 
+from nasforge.strategies import _bo, _evolution, _local, _random, _reinforce  # noqa: F401
 from nasforge.strategies._base import Strategy, get_strategy, list_strategies, register_strategy
+from nasforge.strategies._grid import CompoundScaling, compound_scaling
 
-__all__ = ["Strategy", "get_strategy", "list_strategies", "register_strategy"]
+__all__ = ["CompoundScaling", "Strategy", "compound_scaling", "get_strategy", "list_strategies", "register_strategy"]
