@@ -27,7 +27,8 @@ from nasforge.spaces import SearchSpace, get_space
 BEST_DIR = "best"
 SUMMARY = "summary.json"
 
-#: Space options the job uses when the user gives none: a small MobileNetV2-style space for 8x8..32x32 images.
+#: Space options the job uses when the user gives none: a small MobileNetV2-style space for 8x8..32x32 images
+#: (resolutions are chosen from the data, see ``default_resolutions``).
 SMALL_MOBILENET: dict[str, Any] = {
     "stage_channels": [16, 24, 40, 64],
     "stage_strides": [1, 2, 2, 1],
@@ -35,7 +36,6 @@ SMALL_MOBILENET: dict[str, Any] = {
     "kernels": [3, 5],
     "expands": [3, 6],
     "widths": [0.5, 0.75, 1.0],
-    "resolutions": [24, 32],
     "stem_channels": 16,
     "first_channels": 8,
     "head_channels": 256,
@@ -106,8 +106,19 @@ class Prepared:
     out_dir: Path
 
 
-def _space_options(cfg: JobConfig, channels: int, num_classes: int) -> dict[str, Any]:
-    opts = dict(SMALL_MOBILENET) if cfg.space == "mobilenet" and not cfg.space_options else {}
+def default_resolutions(native: int) -> list[int]:
+    """Input resolutions for the small default space: around the data's own size, at least 16 (the
+    network's total stride is 8), never far above what the data holds."""
+    if native <= 16:
+        return [16, 24]
+    lo = max(16, native - native % 8 - 8)
+    return [lo, lo + 8]
+
+
+def _space_options(cfg: JobConfig, channels: int, num_classes: int, native: int) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    if cfg.space == "mobilenet" and not cfg.space_options:
+        opts = {**SMALL_MOBILENET, "resolutions": default_resolutions(native)}
     opts.update(cfg.space_options)
     if cfg.space in ("mobilenet", "config"):
         opts.setdefault("in_channels", channels)
@@ -144,7 +155,7 @@ def prepare(cfg: JobConfig) -> Prepared:
             raise NasforgeError(f"{name} must be a positive integer, got {v!r}")
     device = get_device(cfg.device) if cfg.device else None
     info = dataset_info(cfg.dataset)
-    opts = _space_options(cfg, info.input_shape[0], info.num_classes)
+    opts = _space_options(cfg, info.input_shape[0], info.num_classes, min(info.input_shape[1:]))
     space = get_space(cfg.space, **opts)
     cons = [*(device_constraints(device) if device else []), *cfg.constraints]
     parsed = Constraints.of(cons, cfg.precision)
@@ -208,12 +219,16 @@ def finalize(prep: Prepared, arch_text: str) -> dict[str, Any]:
     import torch
 
     from nasforge.cost import profile
+    from nasforge.data import load_dataset
     from nasforge.estimators import TrainingEstimator
     from nasforge.report._export import export_onnx
 
     space, cfg = prep.space, prep.config
     arch = space.parse(arch_text)
-    est = TrainingEstimator(space, prep.dataset, epochs=cfg.final_epochs, batch_size=cfg.batch_size,
+    data = prep.dataset
+    if cfg.subset is not None:  # the search ran on a subset; the final pick trains on the whole training split
+        data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, split_seed=cfg.seed)
+    est = TrainingEstimator(space, data, epochs=cfg.final_epochs, batch_size=cfg.batch_size,
                             optimizer=cfg.optimizer, lr=cfg.lr, seed=cfg.seed, cost_precision=cfg.precision)
     res, model = est.final_evaluate(arch)
     cost = space.cost(arch, precision=cfg.precision)
@@ -223,7 +238,7 @@ def finalize(prep: Prepared, arch_text: str) -> dict[str, Any]:
         "space": space.name, "arch": str(arch), "status": res.status, "error": res.error,
         "val_acc": res.metrics.get("val_acc"), "test_acc": res.metrics.get("test_acc"),
         "final_epochs": cfg.final_epochs, "train_seconds": round(res.seconds, 2),
-        "input_shape": list(shape), "num_classes": prep.dataset.num_classes,
+        "train_images": len(data.train.x), "input_shape": list(shape), "num_classes": data.num_classes,
         "cost": {k: v for k, v in cost.to_dict(layers=False).items() if k not in ("unknown_ops",)},
         "layers": layers.to_dict()["layers"],
         "fits": prep.device.fits(cost) if prep.device is not None else None,

@@ -13,6 +13,17 @@ COST_LABELS = {"macs": "MACs", "peak_memory_bytes": "peak memory (bytes)", "para
                "weight_bytes": "weights (bytes)", "latency_ms": "latency (ms)"}
 
 
+#: Other names the same cost number is stored under (the runner's constraint keys).
+ALIASES = {"peak_memory_bytes": "peak_memory", "weight_bytes": "weights"}
+
+
+def cost_value(trial: Mapping[str, Any], key: str) -> float | None:
+    """A trial's cost number by key (or its alias), None if absent."""
+    cost = trial.get("cost") or {}
+    v = cost.get(key, cost.get(ALIASES.get(key, key)))
+    return None if v is None else float(v)
+
+
 def pareto_mask(xs: Sequence[float], ys: Sequence[float]) -> list[bool]:
     """True where a point is not dominated (lower x is better, higher y is better)."""
     order = sorted(range(len(xs)), key=lambda i: (xs[i], -ys[i]))
@@ -40,8 +51,8 @@ def plot_pareto(trials: Sequence[Mapping[str, Any]], path: str | Path,
     ok = [t for t in trials if t.get("status") == "ok" and t.get("reward") is not None]
     infeasible = [t for t in trials if t.get("status") == "infeasible"]
     for ax, key in zip(axes[0], cost_keys, strict=True):
-        pts = [(float(t["cost"][key]), float(t["reward"])) for t in ok if key in (t.get("cost") or {})]
-        bad = [float(t["cost"][key]) for t in infeasible if key in (t.get("cost") or {})]
+        pts = [(v, float(t["reward"])) for t in ok if (v := cost_value(t, key)) is not None]
+        bad = [v for t in infeasible if (v := cost_value(t, key)) is not None]
         if bad:
             lo = min(p[1] for p in pts) if pts else 0.0
             ax.scatter(bad, [lo] * len(bad), marker="x", color="0.6", label="infeasible (not evaluated)")
