@@ -27,7 +27,7 @@ from nasforge.strategies import Strategy, get_strategy, list_strategies
 torch.set_num_threads(1)
 
 STRATEGIES = list_strategies()
-NO_REPEATS = {"local", "local-model", "grid"}  # strategies that promise not to ask an architecture twice
+NO_REPEATS = {"local", "surrogate", "grid"}  # strategies that promise not to ask an architecture twice
 OPTIONS: dict[str, dict[str, Any]] = {"grid": {"shuffle": True}}  # so that seeds matter for grid too
 
 

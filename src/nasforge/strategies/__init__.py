@@ -2,7 +2,7 @@
 
 ``get_strategy(name, space, seed=..., **options)`` builds one of ``list_strategies()``: ``random``,
 ``evolution`` (regularized evolution), ``local`` (local search), ``reinforce`` (LSTM controller),
-``bo`` (Optuna TPE/GP), ``grid`` (Cartesian product with a feasibility filter) and ``local-model``
+``bo`` (Optuna TPE/GP), ``grid`` (Cartesian product with a feasibility filter) and ``surrogate``
 (local search asking neighbours in the order a surrogate predicts).
 ``compound_scaling`` is EfficientNet's depth/width/resolution scaling rule.
 """

@@ -2,7 +2,7 @@
 
 White et al. (2021) find this simple method strong on NAS-Bench-201. Rewards are cached, so a
 neighbour already evaluated is never asked again; an architecture's neighbourhood is asked in a
-seeded random order, or best-predicted first by a small surrogate (``local-model``).
+seeded random order, or best-predicted first by a small surrogate (``surrogate``).
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ class LocalSearch:
         self.restart_pool = [as_choices(c) for c in state["restart_pool"]]
 
 
-@register_strategy("local-model")
-def model_guided_local_search(space: SearchSpace, seed: int = 0, **options: Any) -> LocalSearch:
+@register_strategy("surrogate")
+def surrogate_local_search(space: SearchSpace, seed: int = 0, **options: Any) -> LocalSearch:
     """Local search whose neighbours are asked best-predicted first (``local`` with ``model=True``)."""
     return LocalSearch(space, seed=seed, **{"model": True, **options})
