@@ -5,8 +5,8 @@
 For each device column (taken from the file's header, never a fixed list) and training size N: train on N
 random rows, test on all other rows; print within +/-10%, within +/-5% and Spearman of ours and of the
 naive baseline (gradient boosting on one-hot ops, squared loss on log latency, 100 trees), same split.
-Also prints the noise ceiling: for architectures whose cells are the same computation up to swapping the
-two intermediate nodes, how often two measurements of it agree within 10% of their mean.
+Also prints a noise ceiling estimated from pairs of architectures whose cells are the same computation
+(the two intermediate nodes swapped): what a perfect predictor of the true latency could score.
 """
 
 from __future__ import annotations
@@ -26,14 +26,16 @@ CPU_PHONE = ("pixel3", "raspi4", "gold_6240", "silver_4114")
 
 
 def nb201_iso_ceiling(archs: list, y: np.ndarray) -> float:
-    """Share of measurements within 10% of their group mean over groups of isomorphic NB201 cells."""
+    """Noise ceiling from NB201 cells that are the same computation (nodes 1 and 2 swapped): with iid log
+    noise, a pair's log difference / sqrt(2) is one measurement's deviation from the true latency, so the
+    share of pairs where that is within 10% estimates what a perfect predictor could score."""
     groups: dict[tuple, list[float]] = {}
     for a, v in zip(archs, y, strict=True):
         e01, e02, e12, e03, e13, e23 = a.choices
         key = (tuple(sorted([(e01, e13), (e02, e23)])), e03) if e12 == 0 else tuple(a.choices)
         groups.setdefault(key, []).append(float(v))
-    rel = [abs(v / np.mean(g) - 1) for g in groups.values() if len(g) > 1 for v in g]
-    return float(np.mean(np.asarray(rel) <= 0.10))
+    d = np.array([np.log(max(g[0], 1e-9) / max(g[1], 1e-9)) for g in groups.values() if len(g) == 2])
+    return float(np.mean(np.abs(np.exp(d / np.sqrt(2)) - 1) <= 0.10))
 
 
 def main() -> None:
