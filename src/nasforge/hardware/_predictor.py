@@ -11,10 +11,12 @@ Features (``ArchFeatures``), all derived from the space, none from a particular 
   distinct (block, input shape), so this costs one IR emission per new block;
 - ``space``: ``space.features(arch) -> dict[str, float]`` when the space offers it.
 
-The model is scikit-learn gradient boosting on log latency with absolute-error loss (chosen by
-measurement on the HELP NB201 table: it fits relative error and shrugs off noisy measurements, see
-``bench/latency_predictor.py``). Latencies are floored at a tiny positive value before the log, so the
-near-zero latencies of degenerate networks stay finite.
+The model is scikit-learn gradient boosting on log latency with absolute-error loss, chosen by
+measurement on the HELP NB201 table (``bench/latency_predictor.py``): it fits relative error and shrugs off
+noisy measurements. With N=1000 training rows it has 0.913 of predictions within +/-10% averaged over the
+21 device columns (naive one-hot baseline 0.837) and 0.700 on the CPU/phone columns (baseline 0.537);
+squared loss, ridge, Huber and a Huber+GB stack all scored lower. Latencies are floored at a tiny positive
+value before the log, so the near-zero latencies of degenerate networks stay finite.
 """
 
 from __future__ import annotations
