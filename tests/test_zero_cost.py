@@ -66,6 +66,11 @@ def test_dead_network_scores_are_not_finite() -> None:
     x, y = random_batch((3, 8, 8), batch_size=8)
     assert get_proxy("synflow")(net, x, y) == -math.inf
     assert math.isnan(get_proxy("jacob_cov")(net, x, y))
+    class Blind(nn.Module):  # output independent of the input: no autograd graph at all
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(x.shape[0], 10)
+
+    assert math.isnan(get_proxy("jacob_cov")(Blind(), x, y))
     with pytest.raises(NasforgeError, match="unknown zero-cost proxy 'zen'"):
         get_proxy("zen")
 

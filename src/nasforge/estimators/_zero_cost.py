@@ -120,6 +120,8 @@ def jacob_cov(module: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | N
         p.requires_grad_(False)  # only the input gradient is needed; the score is unchanged
     x = inputs.detach().clone().requires_grad_(True)
     y = net(x)
+    if not y.requires_grad:
+        return math.nan  # the output does not depend on the input at all
     y.backward(torch.ones_like(y))
     assert x.grad is not None
     jac = x.grad.reshape(x.shape[0], -1).double().cpu().numpy()
