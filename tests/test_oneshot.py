@@ -118,3 +118,36 @@ def test_spos_estimator_plugs_into_run_search(tmp_path) -> None:
     out = runner.run_search(space, get_strategy("evolution", space, seed=0), est, budget=6, seed=0,
                             out_dir=tmp_path / "run")
     assert len(out.trials) == 6
+
+
+def test_darts_warmup_freezes_alpha_and_beta_decay_flattens_it() -> None:
+    space = tiny_space()
+    net = make_supernet(space)
+    p0 = net.probs().detach().clone()
+    res = darts(net, data(), data(seed=1), epochs=2, batch_size=16, warmup_epochs=1, arch_lr=0.05)
+    assert torch.allclose(torch.tensor(res.history[0]), p0)
+    assert not torch.allclose(torch.tensor(res.history[1]), p0)
+    spread = {}
+    for lam in (0.0, 50.0):
+        net = make_supernet(space)
+        darts(net, data(), data(seed=1), epochs=2, batch_size=16, arch_lr=0.1, beta_decay=lam)
+        a = net.alpha.detach()
+        spread[lam] = float((a.max(1).values - a.min(1).values).mean())
+    assert spread[50.0] < spread[0.0]
+
+
+def test_same_seed_same_supernet_and_darts_pt_selection() -> None:
+    space = tiny_space()
+    a, b, c = make_supernet(space, seed=3), make_supernet(space, seed=3), make_supernet(space, seed=4)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    res = darts(a, data(), data(seed=1), epochs=1, batch_size=16, selection="pt", tune_steps=1)
+    assert space.parse(str(res.arch)) == res.arch and "alpha_arch" in res.info
+    log = res.info["pt_log"]
+    assert sorted(entry["unit"] for entry in log) == sorted(d.name for d in space.decisions())
+    # the chosen op of every edge is the one whose removal cost the most accuracy
+    chosen = {e["unit"]: e["chosen"] for e in log}
+    for e in log:
+        assert e["drops"][e["chosen"]] == max(e["drops"].values())
+    assert str(res.arch) == space.decode([space.ops.index(chosen[d.name]) for d in space.decisions()]).text

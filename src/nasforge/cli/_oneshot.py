@@ -31,6 +31,8 @@ def oneshot(
     order: Annotated[int, typer.Option(help="darts: 1 (first order) or 2 (finite-difference second order)")] = 1,
     max_skip: Annotated[int | None, typer.Option(
         help="darts: stop early once the derived arch has more skip connections (DARTS+)")] = None,
+    warmup_epochs: Annotated[int, typer.Option(help="darts/proxyless: weight-only epochs before alpha moves")] = 0,
+    beta_decay: Annotated[float, typer.Option(help="darts: beta-DARTS regularisation strength (0 = off)")] = 0.0,
     latency_target: Annotated[float | None, typer.Option(help="proxyless: latency target in ms")] = None,
     latency_model: Annotated[Path | None, typer.Option(
         help="proxyless: latency lookup table file (JSON/YAML, nasforge or OFA format); default host-measured")] = None,
@@ -49,6 +51,7 @@ def oneshot(
         method=method, space=space, space_options=parse_options(space_option, "--space-option"),
         supernet_options=parse_options(supernet_option, "--supernet-option"), dataset=dataset, data_dir=data_dir,
         subset=subset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, order=order, max_skip=max_skip,
+        warmup_epochs=warmup_epochs, beta_decay=beta_decay,
         latency_target_ms=latency_target, latency_model=None if latency_model is None else str(latency_model),
         beta=beta, budget=budget, strategy=strategy, constraints=list(constraint or []), device=device_torch,
         out=str(out) if out is not None else f"runs/oneshot-{method}-{seed}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from nasforge.errors import NasforgeError
 from nasforge.oneshot._methods import (
     OneShotResult,
@@ -33,7 +35,8 @@ SUPERNET_SPACES = ("nb201", "darts", "mobilenet", "config")
 def make_supernet(space: SearchSpace, **options: Any) -> Supernet:
     """The supernet of a space; spaces without one raise ``NasforgeError`` naming those that have one.
 
-    Options: ``num_classes``, ``seed`` (alpha init) for all; nb201 also ``in_channels``; staged spaces
+    Options: ``num_classes``, ``seed`` (weight and alpha init: the same seed gives the same supernet) for all;
+    nb201 also ``in_channels``; staged spaces
     (``mobilenet``, ``config``) also ``resolution`` and ``width`` (fixed per supernet, values of the space).
     """
     from nasforge.spaces._staged import StagedSpace
@@ -50,17 +53,26 @@ def make_supernet(space: SearchSpace, **options: Any) -> Supernet:
     if bad:
         raise NasforgeError(f"unknown supernet option(s) {', '.join(bad)} for {space.name}; allowed: "
                             f"{', '.join(allowed[kind])}")
+    with torch.random.fork_rng(devices=[]):  # weight init from ``seed``, the caller's RNG untouched
+        torch.manual_seed(int(options.get("seed", 0)))
+        return _build(kind, space, options)
+
+
+def _build(kind: str, space: SearchSpace, options: dict[str, Any]) -> Supernet:
     if kind == "nb201":
         from nasforge.oneshot._nb201 import NB201Supernet
+        from nasforge.spaces.nb201 import NB201Space
 
         assert isinstance(space, NB201Space)
         return NB201Supernet(space, **options)
     if kind == "darts":
         from nasforge.oneshot._darts import DartsSupernet
+        from nasforge.spaces.darts import DartsSpace
 
         assert isinstance(space, DartsSpace)
         return DartsSupernet(space, **options)
     from nasforge.oneshot._staged import StagedSupernet
+    from nasforge.spaces._staged import StagedSpace
 
     assert isinstance(space, StagedSpace)
     return StagedSupernet(space, **options)

@@ -66,15 +66,27 @@ def count_op(space: SearchSpace, arch: Architecture, op: str) -> int:
 
 def darts(net: Supernet, train: Batch, val: Batch, epochs: int = 10, batch_size: int = 64, lr: float = 0.025,
           arch_lr: float = 3e-4, arch_weight_decay: float = 1e-3, order: int = 1, seed: int = 0,
-          max_skip: int | None = None, progress: Progress | None = None) -> OneShotResult:
+          max_skip: int | None = None, warmup_epochs: int = 0, beta_decay: float = 0.0, selection: str = "alpha",
+          tune_steps: int = 10, progress: Progress | None = None) -> OneShotResult:
     """DARTS: alternate alpha steps on val batches and weight steps on train batches.
 
     ``order=2`` uses the unrolled (second-order) alpha gradient with a finite-difference Hessian-vector
-    product. ``max_skip`` is the DARTS+ remedy for the collapse to skip connections: stop as soon as the
-    derived architecture holds more than ``max_skip`` skip connections, and return the last one that did not.
+    product. Remedies for DARTS' collapse onto parameter-free ops, each off by default:
+    - ``max_skip`` (DARTS+): stop as soon as the derived architecture holds more than ``max_skip`` skip
+      connections, and return the last one that did not;
+    - ``warmup_epochs`` (as PC-DARTS and ProxylessNAS): train only the weights for the first epochs, so
+      parametric ops are not judged while still untrained;
+    - ``beta_decay`` (beta-DARTS): add ``lambda * mean_edges(logsumexp(alpha))`` to the architecture loss,
+      ``lambda`` rising linearly to ``beta_decay`` over the epochs, which keeps alpha from running away;
+    - ``selection="pt"`` (DARTS-PT): derive by ``perturbation_select`` on the validation data (``tune_steps``
+      weight steps after each decision) instead of alpha's argmax; ``info["alpha_arch"]`` keeps the latter.
     """
+    if selection not in ("alpha", "pt"):
+        raise NasforgeError(f"DARTS selection must be alpha or pt, got {selection!r}")
     if order not in (1, 2):
         raise NasforgeError(f"DARTS order must be 1 or 2, got {order}")
+    if not 0 <= warmup_epochs < epochs:
+        raise NasforgeError(f"warmup_epochs={warmup_epochs} must be in 0..{epochs - 1} (epochs={epochs})")
     _check_data(train, val)
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -88,15 +100,21 @@ def darts(net: Supernet, train: Batch, val: Batch, epochs: int = 10, batch_size:
         net.train()
         tb, vb = _batches(*train, batch_size, g), _batches(*val, batch_size, g)
         loss_sum = 0.0
+        lam = beta_decay * (ep + 1) / epochs
         for i, (xt, yt) in enumerate(tb):
             xv, yv = vb[i % len(vb)]
-            a_opt.zero_grad()
-            if order == 1:
-                net.set_darts()
-                F.cross_entropy(net(xv), yv).backward()
-            else:
-                _unrolled_alpha_grad(net, (xt, yt), (xv, yv), w_opt.param_groups[0]["lr"])
-            a_opt.step()
+            if ep >= warmup_epochs:
+                a_opt.zero_grad()
+                if order == 1:
+                    net.set_darts()
+                    F.cross_entropy(net(xv), yv).backward()
+                else:
+                    _unrolled_alpha_grad(net, (xt, yt), (xv, yv), w_opt.param_groups[0]["lr"])
+                if lam > 0:
+                    reg = lam * torch.logsumexp(net.alpha + net.alpha_mask, dim=-1).mean()
+                    (g_reg,) = torch.autograd.grad(reg, net.alpha)
+                    net.alpha.grad = g_reg if net.alpha.grad is None else net.alpha.grad + g_reg
+                a_opt.step()
             w_opt.zero_grad()
             net.set_darts()
             loss = F.cross_entropy(net(xt), yt)
@@ -117,8 +135,81 @@ def darts(net: Supernet, train: Batch, val: Batch, epochs: int = 10, batch_size:
             break
         best_ok = arch
     res.arch = best_ok if max_skip is not None else net.derive()
+    if selection == "pt":
+        res.info["alpha_arch"] = str(res.arch)
+        res.arch, res.info["pt_log"] = perturbation_select(net, val, seed=seed, train=train, tune_steps=tune_steps,
+                                                            lr=0.01)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+@torch.no_grad()
+def _mixed_accuracy(net: Supernet, val: Batch, batch_size: int) -> float:
+    """Validation accuracy of the mixed (DARTS) supernet with batch statistics, running stats untouched."""
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.momentum = 0.0  # batch statistics without moving the running ones
+    net.train()
+    net.set_darts()
+    x, y = val
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        correct += int((net(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+    for m, mom in zip(bns, saved, strict=True):
+        m.momentum = mom
+    return 100.0 * correct / len(x)
+
+
+def perturbation_select(net: Supernet, val: Batch, batch_size: int = 256, seed: int = 0, train: Batch | None = None,
+                        tune_steps: int = 0, lr: float = 0.01) -> tuple[Architecture, list[dict[str, Any]]]:
+    """DARTS-PT's perturbation-based selection (Wang et al., ICLR 2021) instead of alpha's magnitude.
+
+    Unit by unit (in a seeded random order), remove each remaining candidate from the mixed supernet in turn
+    and measure validation accuracy; keep the candidate whose removal hurts most, fix the unit to it, go on.
+    Alpha magnitudes favour parameter-free ops (skip, pooling); the accuracy drop measures what an op adds.
+    With ``train`` and ``tune_steps``, the weights are tuned that many SGD steps (mixed mode, the fixed units
+    fixed) after each decision, as DARTS-PT does, so the next unit is judged on a network adapted to it.
+    Returns the architecture (``derive`` under the fixed units) and per unit the accuracies it measured.
+    """
+    rng = np.random.default_rng(seed)
+    g = torch.Generator().manual_seed(seed)
+    mask = net.alpha_mask.clone()
+    opt = torch.optim.SGD(net.weight_parameters(), lr=lr, momentum=0.9, weight_decay=3e-4)
+    pending: list[Batch] = []
+    log: list[dict[str, Any]] = []
+    try:
+        for k in rng.permutation(len(net.groups)).tolist():
+            live = [i for i in range(net.unit_sizes()[k]) if net.alpha_mask[k, i] == 0]
+            if len(live) < 2:
+                continue
+            base = _mixed_accuracy(net, val, batch_size)
+            drops = {}
+            for i in live:
+                net.alpha_mask[k, i] = float("-inf")
+                drops[i] = base - _mixed_accuracy(net, val, batch_size)
+                net.alpha_mask[k, i] = 0.0
+            best = max(live, key=lambda i: (drops[i], -i))
+            net.alpha_mask[k, :] = float("-inf")
+            net.alpha_mask[k, best] = 0.0
+            log.append({"unit": net.unit_names[k], "base_acc": base, "chosen": net.unit_labels[k][best],
+                        "drops": {net.unit_labels[k][i]: d for i, d in drops.items()}})
+            if train is not None:
+                for _ in range(tune_steps):
+                    if not pending:
+                        pending = _batches(*train, 64, g)
+                    xt, yt = pending.pop()
+                    net.train()
+                    net.set_darts()
+                    opt.zero_grad()
+                    F.cross_entropy(net(xt), yt).backward()
+                    torch.nn.utils.clip_grad_norm_(net.weight_parameters(), 5.0)
+                    opt.step()
+                net.alpha.grad = None
+        arch = net.derive()
+    finally:
+        net.alpha_mask.copy_(mask)
+    return arch, log
 
 
 def _unrolled_alpha_grad(net: Supernet, train: Batch, val: Batch, xi: float, eps_scale: float = 0.01) -> None:

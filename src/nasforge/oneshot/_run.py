@@ -59,6 +59,8 @@ class OneShotConfig:
     seed: int = 0
     order: int = 1
     max_skip: int | None = None
+    warmup_epochs: int = 0
+    beta_decay: float = 0.0
     latency_target_ms: float | None = None
     latency_model: str | None = None
     beta: float = 0.6
@@ -83,6 +85,8 @@ def _check(cfg: OneShotConfig) -> None:
                             "latency loss")
     if cfg.latency_target_ms is not None and not cfg.latency_target_ms > 0:
         raise NasforgeError(f"latency target {cfg.latency_target_ms} ms must be > 0")
+    if not 0 <= cfg.warmup_epochs < cfg.epochs:
+        raise NasforgeError(f"warmup epochs={cfg.warmup_epochs} must be in 0..{cfg.epochs - 1} (epochs={cfg.epochs})")
     if cfg.method == "spos" and cfg.budget < 1:
         raise NasforgeError(f"spos budget={cfg.budget} must be >= 1")
 
@@ -200,10 +204,12 @@ def _train(cfg: OneShotConfig, net: Supernet, train: Any, val: Any, table: torch
     if cfg.lr is not None:
         common["lr"] = cfg.lr
     if cfg.method == "darts":
-        return darts(net, train, val, order=cfg.order, max_skip=cfg.max_skip, **common)
+        return darts(net, train, val, order=cfg.order, max_skip=cfg.max_skip, warmup_epochs=cfg.warmup_epochs,
+                     beta_decay=cfg.beta_decay, **common)
     if cfg.method == "proxyless":
         return proxyless(net, train, val, latency_table=table, base_latency_ms=base,
-                         latency_target_ms=cfg.latency_target_ms, beta=cfg.beta, **common)
+                         latency_target_ms=cfg.latency_target_ms, beta=cfg.beta, warmup_epochs=cfg.warmup_epochs,
+                         **common)
     return spos(net, train, **common)
 
 
