@@ -79,7 +79,7 @@ def test_per_decision_latency(tiny_table: tuple[LatencyTable, object]) -> None:
 
 
 def test_lut_sum_tracks_measured_latency(tiny_table: tuple[LatencyTable, object]) -> None:
-    """Held-aside archs (not the fit networks): measured median |error| was 4-10% on a busy 2-core host."""
+    """Held-aside archs (not the fit networks): median |error| was 2-14% over five runs on a busy 2-core host."""
     table, sp = tiny_table
     rng = np.random.default_rng(1234)
     errs = []
