@@ -49,6 +49,8 @@ def test_proxyless_reports_latencies_and_spos_searches(tmp_path, capsys) -> None
     (["oneshot", "darts", "--space", "nope", *TINY], "unknown space 'nope'"),
     (["oneshot", "darts", "--space", "lattice", *TINY], "has no supernet; supernets exist for: nb201, darts"),
     (["oneshot", "spos", *NB201, "--latency-target", "5", *TINY], "apply to proxyless only"),
+    (["oneshot", "darts", *NB201, "--selection", "best", *TINY], "unknown selection 'best'; allowed: alpha, pt"),
+    (["oneshot", "darts", *NB201, "--warmup-epochs", "2", *TINY], "warmup epochs=2 must be in 0..1"),
     (["oneshot", "proxyless", *NB201, "--latency-target", "1", "--latency-model", "missing.json", *TINY],
      "does not exist"),
     (["oneshot", "proxyless", *MOBILE, "--latency-target", "0.00001", *TINY], "unreachable: the smallest reachable"),

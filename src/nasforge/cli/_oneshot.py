@@ -33,6 +33,8 @@ def oneshot(
         help="darts: stop early once the derived arch has more skip connections (DARTS+)")] = None,
     warmup_epochs: Annotated[int, typer.Option(help="darts/proxyless: weight-only epochs before alpha moves")] = 0,
     beta_decay: Annotated[float, typer.Option(help="darts: beta-DARTS regularisation strength (0 = off)")] = 0.0,
+    selection: Annotated[str, typer.Option(
+        help="darts: derive by alpha argmax or pt (DARTS-PT perturbation selection)")] = "alpha",
     latency_target: Annotated[float | None, typer.Option(help="proxyless: latency target in ms")] = None,
     latency_model: Annotated[Path | None, typer.Option(
         help="proxyless: latency lookup table file (JSON/YAML, nasforge or OFA format); default host-measured")] = None,
@@ -51,7 +53,7 @@ def oneshot(
         method=method, space=space, space_options=parse_options(space_option, "--space-option"),
         supernet_options=parse_options(supernet_option, "--supernet-option"), dataset=dataset, data_dir=data_dir,
         subset=subset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, order=order, max_skip=max_skip,
-        warmup_epochs=warmup_epochs, beta_decay=beta_decay,
+        warmup_epochs=warmup_epochs, beta_decay=beta_decay, selection=selection,
         latency_target_ms=latency_target, latency_model=None if latency_model is None else str(latency_model),
         beta=beta, budget=budget, strategy=strategy, constraints=list(constraint or []), device=device_torch,
         out=str(out) if out is not None else f"runs/oneshot-{method}-{seed}")

@@ -61,6 +61,7 @@ class OneShotConfig:
     max_skip: int | None = None
     warmup_epochs: int = 0
     beta_decay: float = 0.0
+    selection: str = "alpha"
     latency_target_ms: float | None = None
     latency_model: str | None = None
     beta: float = 0.6
@@ -85,6 +86,8 @@ def _check(cfg: OneShotConfig) -> None:
                             "latency loss")
     if cfg.latency_target_ms is not None and not cfg.latency_target_ms > 0:
         raise NasforgeError(f"latency target {cfg.latency_target_ms} ms must be > 0")
+    if cfg.selection not in ("alpha", "pt"):
+        raise NasforgeError(f"unknown selection {cfg.selection!r}; allowed: alpha, pt")
     if not 0 <= cfg.warmup_epochs < cfg.epochs:
         raise NasforgeError(f"warmup epochs={cfg.warmup_epochs} must be in 0..{cfg.epochs - 1} (epochs={cfg.epochs})")
     if cfg.method == "spos" and cfg.budget < 1:
@@ -187,7 +190,8 @@ def run_oneshot(cfg: OneShotConfig, progress: Callable[[int, dict[str, float]], 
         "seconds": res.seconds, **mem, **extra,
         "cost": {"params": cost.params, "macs": cost.macs, "peak_memory_bytes": cost.peak_memory_bytes,
                  "weight_bytes": cost.weight_bytes, "precision": cost.precision},
-        "derived_per_epoch": res.derived, **{k: v for k, v in res.info.items() if not k.endswith("_ms")},
+        "derived_per_epoch": res.derived,
+        **{k: v for k, v in res.info.items() if not k.endswith("_ms") and k != "pt_log"},
     }
     if table is not None:
         summary["expected_latency"] = res.info.get("expected_latency_ms")
@@ -205,7 +209,7 @@ def _train(cfg: OneShotConfig, net: Supernet, train: Any, val: Any, table: torch
         common["lr"] = cfg.lr
     if cfg.method == "darts":
         return darts(net, train, val, order=cfg.order, max_skip=cfg.max_skip, warmup_epochs=cfg.warmup_epochs,
-                     beta_decay=cfg.beta_decay, **common)
+                     beta_decay=cfg.beta_decay, selection=cfg.selection, **common)
     if cfg.method == "proxyless":
         return proxyless(net, train, val, latency_table=table, base_latency_ms=base,
                          latency_target_ms=cfg.latency_target_ms, beta=cfg.beta, warmup_epochs=cfg.warmup_epochs,
