@@ -124,13 +124,15 @@ def tinynas(space: str, device: Device, widths: Sequence[float] | None = None,
 
 
 def plot_tinynas(result: TinyNASResult, path: str, top: int = 8) -> None:
-    """CDF of MACs of the fitting models for the ``top`` candidates by mean MACs (the chosen one bold)."""
+    """CDF of MACs of the fitting models for the ``top`` candidates by mean MACs (the chosen one bold, always)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     ranked = sorted((c for c in result.candidates if c.fitting), key=lambda c: -(c.mean_macs or 0.0))[:top]
+    if result.chosen not in ranked:
+        ranked[-1:] = [result.chosen]
     fig, ax = plt.subplots(figsize=(6, 4))
     for c in ranked:
         x = np.asarray(c.macs) / 1e6
