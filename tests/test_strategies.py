@@ -320,7 +320,7 @@ def test_reinforce_concentrates_on_good_choices() -> None:
     """After training on the hidden target the controller samples it far more often than uniform (1/4)."""
     space = ToySpace((4, 4))
     reward = target_reward(space)
-    st = get_strategy("reinforce", space, seed=0, lr=0.05)
+    st = get_strategy("reinforce", space, seed=0, lr=0.05, batch=1)
     for _ in range(150):
         a = st.ask()
         st.tell(a, Result(reward(a)))

