@@ -75,14 +75,18 @@ class LocalSearch:
         order = self.rng.permutation(len(neigh))
         self.batch = [neigh[int(i)] for i in order]
         if self.model:
-            told = [(t, r) for t, r in self.rewards.items() if r is not None]
-            if len(told) > self.model_max:  # the best ones: the fit is cubic and only ranks near the top
-                told = sorted(told, key=lambda tr: -tr[1])[: self.model_max]
-            if len(told) >= 2:
-                score = kernel_ridge_scores(np.array([t for t, _ in told]), np.array([r for _, r in told]),
-                                            np.array(self.batch))
-                self.batch = [self.batch[int(i)] for i in np.argsort(-score, kind="stable")]
+            self.batch = self._by_model(self.batch)
         self.queue = deque(n for n in self.batch if n not in self.rewards and n not in self.pending)
+
+    def _by_model(self, cands: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        """Candidates sorted best-predicted first (unchanged with fewer than two good results)."""
+        told = [(t, r) for t, r in self.rewards.items() if r is not None]
+        if len(told) > self.model_max:  # the best ones: the fit is cubic and only ranks near the top
+            told = sorted(told, key=lambda tr: -tr[1])[: self.model_max]
+        if len(told) < 2 or not cands:
+            return cands
+        score = kernel_ridge_scores(np.array([t for t, _ in told]), np.array([r for _, r in told]), np.array(cands))
+        return [cands[int(i)] for i in np.argsort(-score, kind="stable")]
 
     def _advance(self) -> None:
         """Take every step whose results are all in (several at once when neighbours were cached)."""
