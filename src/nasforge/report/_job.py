@@ -107,12 +107,10 @@ class Prepared:
 
 
 def default_resolutions(native: int) -> list[int]:
-    """Input resolutions for the small default space: around the data's own size, at least 16 (the
-    network's total stride is 8), never far above what the data holds."""
-    if native <= 16:
-        return [16, 24]
-    lo = max(16, native - native % 8 - 8)
-    return [lo, lo + 8]
+    """Input resolutions for the small default space: the two multiples of 8 that bracket the data's own size
+    (28 -> 24, 32), at least 16 and 24 (the network's total stride is 8)."""
+    hi = max(24, -(-native // 8) * 8)
+    return [hi - 8, hi]
 
 
 def _space_options(cfg: JobConfig, channels: int, num_classes: int, native: int) -> dict[str, Any]:
@@ -166,7 +164,7 @@ def prepare(cfg: JobConfig) -> Prepared:
         raise NasforgeError(f"output directory {out} {what}; refusing to overwrite")
     dataset = load_dataset(cfg.dataset, data_dir=cfg.data_dir, split_seed=cfg.seed, subset=cfg.subset)
     est = TrainingEstimator(space, dataset, epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
-                            lr=cfg.lr, seed=cfg.seed, cost_precision=cfg.precision)
+                            lr=cfg.lr, seed=cfg.seed, cost_precision=cfg.precision, channels_last=True)
     return Prepared(cfg, space, opts, cons, device, dataset, est, out)
 
 
@@ -228,8 +226,8 @@ def finalize(prep: Prepared, arch_text: str) -> dict[str, Any]:
     data = prep.dataset
     if cfg.subset is not None:  # the search ran on a subset; the final pick trains on the whole training split
         data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, split_seed=cfg.seed)
-    est = TrainingEstimator(space, data, epochs=cfg.final_epochs, batch_size=cfg.batch_size,
-                            optimizer=cfg.optimizer, lr=cfg.lr, seed=cfg.seed, cost_precision=cfg.precision)
+    est = TrainingEstimator(space, data, epochs=cfg.final_epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
+                            lr=cfg.lr, seed=cfg.seed, cost_precision=cfg.precision, channels_last=True)
     res, model = est.final_evaluate(arch)
     cost = space.cost(arch, precision=cfg.precision)
     shape = tuple(space.input_shape(arch))
