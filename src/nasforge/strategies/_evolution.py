@@ -55,7 +55,7 @@ class RegularizedEvolution:
         """The best of ``sample`` members drawn without replacement (ties: the oldest)."""
         n = len(self.population)
         idx = self.rng.choice(n, size=min(self.sample_size, n), replace=False)
-        best = min(int(i) for i in idx if self.population[int(i)][1] == max(self.population[int(j)][1] for j in idx))
+        best = max((int(i) for i in idx), key=lambda i: (self.population[i][1], -i))
         return self.population[best][0]
 
     def _child(self) -> Architecture:
