@@ -91,3 +91,12 @@ def test_config_file_with_unknown_key(tmp_path: Path, capsys: pytest.CaptureFixt
     cfg.write_text("budget: 2\nbudjet: 3\n")
     assert main(["search", "--config", str(cfg), "--out", str(tmp_path / "r")]) == 2
     assert "unknown key 'budjet'" in capsys.readouterr().err
+
+
+def test_latency_constraint_needs_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", *FAST, "--constraint", "latency<=5", "--out", str(tmp_path / "r")]) == 2
+    assert "--latency-model" in capsys.readouterr().err
+    assert main(["search", *FAST, "--constraint", "latency<=5", "--latency-model", str(tmp_path / "no.json"),
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -43,6 +43,8 @@ def search(
     device: Annotated[str | None, typer.Option(help="device profile name or YAML file (default stm32f746)")] = None,
     precision: Annotated[str | None, typer.Option(help="precision of memory constraints: int8 | fp32")] = None,
     constraint: Annotated[list[str] | None, typer.Option(help="extra constraint, e.g. 'macs<=50e6'")] = None,
+    latency_model: Annotated[str | None, typer.Option(help="latency LUT (.json/.yaml) or predictor (.pkl) "
+                                                             "for 'latency<=MS' constraints")] = None,
     budget: Annotated[int | None, typer.Option(help="architectures to train")] = None,
     epochs: Annotated[int | None, typer.Option(help="training epochs per candidate")] = None,
     final_epochs: Annotated[int | None, typer.Option(help="training epochs of the final pick")] = None,
@@ -60,7 +62,8 @@ def search(
     if config is not None:
         cfg = cfg.merged(JobConfig.from_yaml(config))
     flags = {"space": space, "strategy": strategy, "estimator": estimator, "dataset": dataset, "data_dir": data_dir,
-             "subset": subset, "device": device, "precision": precision, "budget": budget, "epochs": epochs,
+             "subset": subset, "device": device, "precision": precision,
+             "latency_model": latency_model, "budget": budget, "epochs": epochs,
              "final_epochs": final_epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "workers": workers,
              "out": out}
     cfg = cfg.merged(flags)

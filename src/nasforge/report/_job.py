@@ -57,6 +57,7 @@ class JobConfig:
     device: str | None = "stm32f746"
     precision: str = "int8"
     constraints: list[str] = field(default_factory=list)
+    latency_model: str | None = None
     budget: int = 20
     epochs: int = 3
     final_epochs: int = 10
@@ -104,6 +105,7 @@ class Prepared:
     dataset: Any
     estimator: Any
     out_dir: Path
+    latency_fn: Callable[[Any], float] | None = None
 
 
 def default_resolutions(native: int) -> list[int]:
@@ -156,7 +158,18 @@ def prepare(cfg: JobConfig) -> Prepared:
     opts = _space_options(cfg, info.input_shape[0], info.num_classes, min(info.input_shape[1:]))
     space = get_space(cfg.space, **opts)
     cons = [*(device_constraints(device) if device else []), *cfg.constraints]
-    parsed = Constraints.of(cons, cfg.precision)
+    latency_fn = None
+    if cfg.latency_model:
+        from nasforge.hardware import load_latency_model
+
+        if not Path(cfg.latency_model).is_file():
+            raise NasforgeError(f"latency model {cfg.latency_model} does not exist "
+                                "(expected a LUT .json/.yaml or a predictor .pkl)")
+        latency_fn = load_latency_model(cfg.latency_model, space)
+    elif any(c.strip().startswith("latency") for c in cons):
+        raise NasforgeError("a latency constraint needs --latency-model FILE (build one with `nasforge latency build` "
+                            "or `nasforge latency fit --save`)")
+    parsed = Constraints.of(cons, cfg.precision, None, latency_fn)
     check_satisfiable(space, parsed, samples=500, seed=cfg.seed)
     out = Path(cfg.out) if cfg.out else Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -165,7 +178,7 @@ def prepare(cfg: JobConfig) -> Prepared:
     dataset = load_dataset(cfg.dataset, data_dir=cfg.data_dir, split_seed=cfg.seed, subset=cfg.subset)
     est = TrainingEstimator(space, dataset, epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
                             lr=cfg.lr, seed=cfg.seed, cost_precision=cfg.precision, channels_last=True)
-    return Prepared(cfg, space, opts, cons, device, dataset, est, out)
+    return Prepared(cfg, space, opts, cons, device, dataset, est, out, latency_fn)
 
 
 Progress = Callable[..., None]
@@ -181,7 +194,7 @@ def run_job(cfg: JobConfig, progress: Progress | None = None, resume: bool = Fal
     result = run_search(prep.space, prep.config.strategy, prep.estimator, prep.config.budget,
                         prep.constraints, seed=prep.config.seed, out_dir=prep.out_dir,
                         workers=prep.config.workers, resume=resume, progress=progress,
-                        precision=prep.config.precision, objective="macs",
+                        precision=prep.config.precision, objective="macs", latency_fn=prep.latency_fn,
                         strategy_options=prep.config.strategy_options or None,
                         config={"job": {**prep.config.to_dict(), "space_options": prep.space_options}})
     summary: dict[str, Any] = {"run_dir": str(prep.out_dir), "trials": len(result.trials)}
