@@ -402,3 +402,30 @@ def test_local_beats_random_on_real_nb201() -> None:
         return float(np.mean(out))
 
     assert mean_best("local") > mean_best("random")
+
+
+def test_random_unique_asks_every_architecture_once_before_repeating() -> None:
+    space = ToySpace((2, 3))
+    st = get_strategy("random", space, seed=0, unique=True)
+    first = [st.ask().choices for _ in range(6)]
+    assert len(set(first)) == 6
+    assert st.ask().choices in set(first)  # the space ran out: repeats are allowed again
+
+
+def test_surrogate_order_reaches_the_target_sooner_than_random_order() -> None:
+    """Same local search, neighbours asked best-predicted first: fewer queries to the hidden target."""
+    space = ToySpace((5, 5, 5, 5, 5, 5, 5))
+    reward = target_reward(space)
+
+    def queries_to_target(name: str, seed: int) -> int:
+        st = get_strategy(name, space, seed=seed)
+        for q in range(1, 400):
+            a = st.ask()
+            if reward(a) == 7.0:
+                return q
+            st.tell(a, Result(reward(a)))
+        return 400
+
+    plain = np.mean([queries_to_target("local", s) for s in range(5)])
+    guided = np.mean([queries_to_target("surrogate", s) for s in range(5)])
+    assert guided < plain, (guided, plain)

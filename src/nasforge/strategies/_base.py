@@ -3,6 +3,8 @@
 Every strategy is built as ``get_strategy(name, space, seed=..., **options)``, draws all randomness from
 one ``numpy.random.Generator`` seeded by ``seed``, may be asked several times before any ``tell``
 (parallel workers), and saves/restores itself with ``state_dict``/``load_state_dict`` (JSON-able dicts).
+What it asks depends only on the seed and the ask/tell sequence, so replaying a recorded sequence into
+a fresh strategy restores it too. A strategy with nothing left to ask (``grid``) raises ``StopIteration``.
 """
 
 from __future__ import annotations
