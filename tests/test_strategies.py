@@ -205,6 +205,7 @@ def test_failures_and_results_of_unasked_architectures(name: str) -> None:
     """Only failures for a while, then a result for an architecture never asked: no crash, still valid asks."""
     space = ToySpace()
     st = strategy(name, space, 2)
+    st.tell(space.decode([2, 2, 2, 2, 2, 2]), Result(1.0))  # before any ask (a warm start)
     for _ in range(12):
         st.tell(st.ask(), Result.failure("out of memory"))
     st.tell(space.decode([1, 2, 3, 0, 1, 2]), Result(3.0))

@@ -92,7 +92,7 @@ class LocalSearch:
         """Take every step whose results are all in (several at once when neighbours were cached)."""
         while True:
             if self.current is None:  # restart phase: wait for the design, then climb from its best
-                if any(c not in self.rewards for c in self.batch):
+                if not self.batch or any(c not in self.rewards for c in self.batch):
                     return
                 told = [c for c in self.restart_pool if c in self.rewards]
                 best = max(self.batch + told, key=self._r)  # first of equals wins
