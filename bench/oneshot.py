@@ -1,10 +1,10 @@
-"""One-shot benchmarks: DARTS on NB201 (collapse and the DARTS+ remedy), DARTS vs ProxylessNAS step memory,
-ProxylessNAS on mobilenet against a host latency target, SPOS ranking quality (Kendall tau).
+"""One-shot benchmarks: DARTS on NB201 (collapse and remedies: DARTS-PT selection, DARTS+, warm-up, beta-DARTS), DARTS
+vs ProxylessNAS step memory, ProxylessNAS on mobilenet against a host latency target, SPOS ranking (Kendall tau).
 
 Every figure is measured in this process; nothing is hard-coded. Pick experiments with flags (default: all):
 
     .venv/bin/python bench/oneshot.py --darts-nb201      # ~6-10 min on 2 quiet cores
-    .venv/bin/python bench/oneshot.py --memory           # seconds
+    .venv/bin/python bench/oneshot.py --memory           # ~1 min
     .venv/bin/python bench/oneshot.py --proxyless        # ~3-5 min
     .venv/bin/python bench/oneshot.py --spos             # ~4-6 min
 
@@ -140,14 +140,16 @@ def bench_memory(args: argparse.Namespace) -> None:
 
 
 def small_mobilenet(args: argparse.Namespace) -> SearchSpace:
-    return get_space("mobilenet", stage_channels=[16, 24, 40, 80], stage_strides=[2, 2, 2, 1],
-                     depths=[1, 2, 3], kernels=[3, 5, 7], expands=[3, 6], widths=[1.0],
-                     resolutions=[args.mb_res], num_classes=10, in_channels=1, stem_channels=16,
-                     first_channels=16, head_channels=256)
+    """3 stages (16, 24, 40 channels, stride 2 each), depth 1-2, kernel 3/5 x expand 3/6 per block, head 128:
+    4 candidates + skip per optional slot, small enough for a supernet to learn in minutes on a CPU."""
+    return get_space("mobilenet", stage_channels=[16, 24, 40], stage_strides=[2, 2, 2], depths=[1, 2],
+                     kernels=[3, 5], expands=[3, 6], widths=[1.0], resolutions=[args.mb_res], num_classes=10,
+                     in_channels=1, stem_channels=16, first_channels=16, head_channels=128)
 
 
 def host_ms(space: SearchSpace, arch: Architecture, res: int) -> float:
-    return measure_latency(space.build(arch), (1, 1, res, res), threads=1, warmup=5, repeats=30).median_ms
+    """Measured host milliseconds (minimum of 30 runs, as the table, robust to other load)."""
+    return measure_latency(space.build(arch), (1, 1, res, res), threads=1, warmup=5, repeats=30).min_ms
 
 
 def train_acc(space: SearchSpace, arch: Architecture, ds: Dataset, epochs: int, seed: int) -> float:
@@ -165,7 +167,7 @@ def bench_proxyless(args: argparse.Namespace) -> None:
     table, base = measure_choice_latency(net, (1, args.mb_res, args.mb_res))
     lo, hi = latency_range(table, net.unit_sizes(), base)
     target = args.target_ms if args.target_ms else lo + args.target_frac * (hi - lo)
-    print(f"== ProxylessNAS on mobilenet (4 stages, k 3/5/7 x e 3/6 + skip, {args.mb_res}x{args.mb_res}), "
+    print(f"== ProxylessNAS on mobilenet (3 stages, depth 1-2, k 3/5 x e 3/6 + skip, {args.mb_res}x{args.mb_res}), "
           f"Fashion-MNIST {len(ds.train)}/{len(ds.val)}, {args.mb_epochs} epochs; host table in "
           f"{time.perf_counter() - t0:.1f} s: reachable {lo:.3f}..{hi:.3f} ms, target {target:.3f} ms")
     res = proxyless(net, (ds.train.x, ds.train.y), (ds.val.x, ds.val.y), epochs=args.mb_epochs, batch_size=64,
@@ -214,7 +216,8 @@ def bench_spos(args: argparse.Namespace) -> None:
           f"{args.mb_res}x{args.mb_res}: supernet {args.spos_epochs} epochs (one uniform path per step, lr 0.05); "
           f"{args.spos_archs} random archs, inherited weights (BN recalibrated on 4 batches) vs stand-alone "
           f"{args.spos_train_epochs} epochs (SGD lr 0.05, cosine)")
-    res = spos(net, (ds.train.x, ds.train.y), epochs=args.spos_epochs, batch_size=64, seed=0)
+    res = spos(net, (ds.train.x, ds.train.y), epochs=args.spos_epochs, batch_size=64, seed=0,
+               progress=lambda e, i: print(f"  epoch {e}: loss {i['loss']:.3f}"))
     print(f"  supernet trained in {res.seconds:.0f} s")
     est = SupernetEstimator(net, (ds.train.x, ds.train.y), (ds.val.x, ds.val.y), calib_batches=4, batch_size=128)
     rng = np.random.default_rng(2)
@@ -260,21 +263,21 @@ def main() -> None:
     p.add_argument("--tune-steps", type=int, default=16)
     p.add_argument("--warmup", type=int, default=0, help="remedy: weight-only epochs")
     p.add_argument("--beta-decay", type=float, default=0.0, help="remedy: beta-DARTS strength")
-    p.add_argument("--mem-batch", type=int, default=32)
-    p.add_argument("--mb-res", type=int, default=32)
-    p.add_argument("--mb-train", type=int, default=2000)
+    p.add_argument("--mem-batch", type=int, default=16)
+    p.add_argument("--mb-res", type=int, default=16)
+    p.add_argument("--mb-train", type=int, default=4000)
     p.add_argument("--mb-val", type=int, default=1000)
-    p.add_argument("--mb-epochs", type=int, default=6)
-    p.add_argument("--mb-warmup", type=int, default=1)
+    p.add_argument("--mb-epochs", type=int, default=10)
+    p.add_argument("--mb-warmup", type=int, default=3)
     p.add_argument("--mb-arch-lr", type=float, default=1e-2)
     p.add_argument("--mb-train-epochs", type=int, default=3)
     p.add_argument("--target-ms", type=float, default=None)
     p.add_argument("--target-frac", type=float, default=0.4, help="target = lo + frac * (hi - lo) of the table")
     p.add_argument("--beta", type=float, default=1.0)
     p.add_argument("--peers", type=int, default=4)
-    p.add_argument("--spos-train", type=int, default=1500)
+    p.add_argument("--spos-train", type=int, default=4000)
     p.add_argument("--spos-val", type=int, default=1000)
-    p.add_argument("--spos-epochs", type=int, default=6)
+    p.add_argument("--spos-epochs", type=int, default=10)
     p.add_argument("--spos-archs", type=int, default=20)
     p.add_argument("--spos-train-epochs", type=int, default=2)
     args = p.parse_args()

@@ -456,7 +456,8 @@ def block_inputs(net: Supernet, input_shape: Sequence[int]) -> dict[int, tuple[i
 
 def measure_choice_latency(net: Supernet, input_shape: Sequence[int], repeats: int = 20,
                            warmup: int = 3) -> tuple[Tensor, float]:
-    """Host-measured latency table: each candidate of every choice block timed (ms, batch 1) on the input
+    """Host-measured latency table: each candidate of every choice block timed (ms, batch 1, the minimum of
+    ``repeats`` runs, robust to other load on a shared host) on the input
     shape it sees, summed per (unit, choice); plus the base (everything but the choice blocks), measured
     as the whole network on its cheapest path minus that path's table entries (clamped at 0).
     """
@@ -515,7 +516,7 @@ def _time_ms(module: torch.nn.Module, x: Tensor, repeats: int, warmup: int) -> f
         module(x)
         sync()
         ts.append(time.perf_counter() - t)
-    return float(np.median(ts) * 1e3)
+    return float(np.min(ts) * 1e3)  # the minimum: robust to other processes on a shared host
 
 
 # -- memory of one training step ------------------------------------------------------------------------

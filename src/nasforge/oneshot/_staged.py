@@ -8,7 +8,8 @@ such slot keeps the stage's shape, so a path with skips is a shallower network. 
 mandatory slots, keeps an optional slot whose most likely candidate is not ``skip`` (choosing the nearest
 allowed depth by keep-probability when the count is not one), and takes each kept slot's best
 combination. ``fix(arch)`` runs the first ``depth`` slots with the arch's blocks and skips the rest,
-which is exactly ``space.build(arch)`` (``to_standalone``).
+which is exactly ``space.build(arch)`` (``to_standalone``). Residual candidates are initialised as the
+identity (zero last batch-norm scale) so that single-path training learns from the first epochs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from nasforge.blocks._modules import InvertedResidualModule
 from nasforge.errors import NasforgeError
 from nasforge.oneshot._supernet import ChoiceBlock, Supernet
 from nasforge.spaces import Architecture
@@ -32,6 +34,12 @@ def _pick(space: StagedSpace, what: str, values: tuple[Any, ...], value: Any) ->
             return i
     raise NasforgeError(f"{space.name} supernet: {what}={value!r} is not a choice of the space; allowed: "
                         f"{', '.join(fmt_value(v) for v in values)}")
+
+
+def _network(space: StagedSpace, arch: Architecture, num_classes: int | None) -> Any:
+    """The space's ``NetworkSpec`` of ``arch`` (``network_spec``; ``network`` in older versions of the space)."""
+    fn = getattr(space, "network_spec", None) or getattr(space, "network")  # noqa: B009
+    return fn(arch, num_classes=num_classes)
 
 
 class StagedSupernet(Supernet):
@@ -60,7 +68,7 @@ class StagedSupernet(Supernet):
                 for b in range(max(st.depths)):
                     for p, v in zip(st.kind.params, combo, strict=True):
                         c[self.index[f"s{s + 1}.b{b + 1}.{p}"]] = v
-                nets[(s, ci)] = space.network(space.decode(c), num_classes=num_classes)
+                nets[(s, ci)] = _network(space, space.decode(c), num_classes)
         first = nets[(0, 0)]
         self.stem = nn.Sequential(*(sp.build() for sp in first.stem))
         self.head = nn.Sequential(*(sp.build() for sp in first.head))
@@ -85,6 +93,11 @@ class StagedSupernet(Supernet):
                 self.slots.append((s, b))
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
+        # residual candidates start as the identity (last BN's gamma = 0, Goyal et al. 2017): with a random
+        # path per step, unit-variance random branches otherwise swamp the shared stream and SPOS did not learn
+        for m in self.stages.modules():
+            if isinstance(m, InvertedResidualModule) and m.use_residual:
+                nn.init.zeros_(m.project.bn.weight)
         self.init_alpha(torch.Generator().manual_seed(seed))
 
     def _ref_choices(self) -> list[int]:
