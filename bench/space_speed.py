@@ -41,11 +41,9 @@ def rate(fn: Callable[[], object], seconds: float, at_most: int | None = None) -
 
 def full_analysis(sp: SearchSpace) -> Callable[[Any], object] | None:
     """The uncached per-layer cost of an architecture, when the space exposes its ``NetworkSpec``."""
-    for attr in ("network", "network_spec"):
-        fn = getattr(sp, attr, None)
-        if fn is not None:
-            return lambda a, fn=fn: fn(a).cost(layers=True)
-    return None
+    if type(sp).network_spec is SearchSpace.network_spec:
+        return None
+    return lambda a: sp.network_spec(a).cost(layers=True)
 
 
 def main() -> None:

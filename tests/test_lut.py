@@ -101,6 +101,10 @@ def test_missing_block_and_bad_files(tmp_path: Path) -> None:
         LatencyTable.load(tmp_path / "bad.json")
     with pytest.raises(NasforgeError, match="does not exist"):
         LatencyTable.load(tmp_path / "none.json")
+    # a cell space's network_spec is a stack of two-input cells, not a sequence of blocks
+    darts = get_space("darts", C=4, layers=1, nodes=2, ops=["skip_connect", "sep_conv_3x3"], resolution=16)
+    with pytest.raises(NasforgeError, match="space 'darts' does not describe its networks as a sequence of blocks"):
+        network_of(darts, darts.sample(np.random.default_rng(0)))
 
 
 def test_ofa_key_parse() -> None:

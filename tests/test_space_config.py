@@ -20,7 +20,7 @@ def test_example_file_defines_the_expected_space() -> None:
     # 2 resolutions x 2 widths x (4 + 4**2) inverted-residual stages x 2 kernels x 2 basic depths
     assert sp.size() == 2 * 2 * 20 * 2 * 2 == len(set(sp.enumerate()))
     a = sp.parse("r40-w0.5|k5e6,k3e3|k5|b,b")
-    net = sp.network(a)
+    net = sp.network_spec(a)
     assert net.input_shape == (1, 40, 40)
     assert [type(b).__name__ for st in net.stages for b in st] == [
         "InvertedResidual", "InvertedResidual", "ConvBNAct", "BasicBlock", "BasicBlock"]

@@ -94,7 +94,7 @@ def test_cached_cost_equals_full_analysis(head: str) -> None:
     rng = np.random.default_rng(5)
     for _ in range(30):
         a = sp.sample(rng)
-        fast, full = sp.cost(a), sp.network(a).cost(layers=True)
+        fast, full = sp.cost(a), sp.network_spec(a).cost(layers=True)
         assert (fast.params, fast.macs, fast.other_ops, fast.activations, fast.peak_activations,
                 fast.output_shape) == (full.params, full.macs, full.other_ops, full.activations,
                                        full.peak_activations, full.output_shape)

@@ -24,7 +24,7 @@ def test_default_space_is_proxylessnas_like() -> None:
     per_stage = 9**2 + 9**3 + 9**4
     assert sp.size() == 12 * 9 * per_stage**5 * 9
     a = sp.parse("r224-w1|k3e1|k3e3,k3e3|k5e6,k5e6|k7e4,k7e4|k3e6,k3e6|k5e3,k5e3|k7e6")
-    net = sp.network(a)
+    net = sp.network_spec(a)
     assert net.input_shape == (3, 224, 224)
     assert [b.out_ch for st in net.stages for b in st][:3] == [16, 24, 24]
     assert net.cost().output_shape == (1000,)
@@ -94,11 +94,11 @@ def test_cost_fast_path_equals_network_cost_and_build() -> None:
     rng = np.random.default_rng(3)
     for _ in range(20):
         a = sp.sample(rng)
-        fast, full = sp.cost(a), sp.network(a).cost(layers=True)
+        fast, full = sp.cost(a), sp.network_spec(a).cost(layers=True)
         assert (fast.params, fast.macs, fast.other_ops, fast.activations, fast.peak_activations) == (
             full.params, full.macs, full.other_ops, full.activations, full.peak_activations)
     m = sp.build(a, num_classes=3)
-    assert sum(p.numel() for p in m.parameters()) == sp.network(a, num_classes=3).cost().params
+    assert sum(p.numel() for p in m.parameters()) == sp.network_spec(a, num_classes=3).cost().params
     assert m(torch.randn(2, *sp.input_shape(a))).shape == (2, 3)
     assert sp.cost(a, resolution=64).input_shape == (1, 64, 64)
     assert sp.cost(a, precision="int8").peak_memory_bytes == fast.peak_activations

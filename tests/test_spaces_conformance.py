@@ -175,6 +175,21 @@ def test_analytic_cost_equals_traced_cost(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", SPACES)
+def test_network_spec_is_what_cost_and_build_use(name: str) -> None:
+    """``network_spec`` (optional in the base) is the network ``cost`` costs, with per-call class overrides."""
+    sp = space_of(name)
+    if type(sp).network_spec is SearchSpace.network_spec:
+        with pytest.raises(NotImplementedError, match="has no network_spec"):
+            sp.network_spec(samples(sp, 1)[0])
+        return
+    for a in samples(sp, 3, seed=5):
+        c, n = sp.cost(a), sp.network_spec(a).cost()
+        assert (c.params, c.macs, c.output_shape) == (n.params, n.macs, n.output_shape), str(a)
+        assert tuple(sp.network_spec(a).input_shape) == tuple(sp.input_shape(a))
+        assert sp.network_spec(a, num_classes=7).cost().output_shape[0] == 7
+
+
+@pytest.mark.parametrize("name", SPACES)
 def test_same_seed_same_samples(name: str) -> None:
     sp = space_of(name)
     assert [str(a) for a in samples(sp, 20, seed=7)] == [str(a) for a in samples(space_of(name), 20, seed=7)]

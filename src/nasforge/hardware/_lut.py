@@ -73,14 +73,25 @@ def _listify(v: Any) -> Any:
     return v
 
 
+def block_network(space: SearchSpace, arch: Architecture) -> NetworkSpec | None:
+    """The ``NetworkSpec`` of an architecture (``space.network_spec``), or None when the space has none or
+    describes its networks otherwise (e.g. a stack of two-input cells)."""
+    from nasforge.blocks import NetworkSpec
+
+    try:
+        net = space.network_spec(arch)
+    except NotImplementedError:
+        return None
+    return net if isinstance(net, NetworkSpec) else None
+
+
 def network_of(space: SearchSpace, arch: Architecture) -> NetworkSpec:
     """The ``NetworkSpec`` of an architecture, for spaces that describe their networks as blocks."""
-    for name in ("network_spec", "network"):
-        fn = getattr(space, name, None)
-        if callable(fn):
-            return fn(arch)
-    raise NasforgeError(f"space {space.name!r} does not describe its networks as blocks (no network_spec); "
-                        "lookup tables need one")
+    net = block_network(space, arch)
+    if net is None:
+        raise NasforgeError(f"space {space.name!r} does not describe its networks as a sequence of blocks "
+                            "(network_spec); lookup tables need one")
+    return net
 
 
 def blocks_of(network: NetworkSpec) -> list[tuple[Spec, tuple[int, ...]]]:

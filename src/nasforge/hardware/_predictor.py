@@ -126,12 +126,7 @@ class ArchFeatures:
         self.lut = lut
         self.decisions = space.decisions()
         self._values = sorted({repr(v) for d in self.decisions for v in d.choices})
-        self._network = None
-        for name in ("network_spec", "network"):
-            fn = getattr(space, name, None)
-            if callable(fn):
-                self._network = fn
-                break
+        self._graphs = "graph" in self.groups  # off from the first arch whose space has no block network
         self.names: list[str] | None = None
         self._cache: dict[Architecture, dict[str, float]] = {}
 
@@ -161,9 +156,15 @@ class ArchFeatures:
             f["log_other_ops"] = math.log1p(cost.other_ops)
             f["log_activations"] = math.log1p(cost.activations)
             f["log_peak_activations"] = math.log1p(cost.peak_activations)
-        if "graph" in self.groups and self._network is not None:
-            for k, v in graph_features(self._network(arch)).items():
-                f[f"graph:{k}"] = math.log1p(v) if k.endswith("macs") else v
+        if self._graphs:
+            from nasforge.hardware._lut import block_network
+
+            net = block_network(self.space, arch)
+            if net is None:
+                self._graphs = False
+            else:
+                for k, v in graph_features(net).items():
+                    f[f"graph:{k}"] = math.log1p(v) if k.endswith("macs") else v
         if "space" in self.groups:
             fn = getattr(self.space, "features", None)
             if callable(fn):

@@ -12,7 +12,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -22,6 +22,17 @@ if TYPE_CHECKING:
     from torch import nn
 
     from nasforge.cost import Cost
+
+
+class NetworkDescription(Protocol):
+    """What ``network_spec`` returns: a whole network as specs (``blocks.NetworkSpec`` or a cell stack)."""
+
+    @property
+    def input_shape(self) -> tuple[int, ...]: ...
+
+    def cost(self, precision: str = "fp32", layers: bool = False) -> Cost: ...
+
+    def build(self) -> nn.Module: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +177,16 @@ class SearchSpace(ABC):
     @abstractmethod
     def build(self, arch: Architecture, num_classes: int | None = None, **options: Any) -> nn.Module:
         """The ``nn.Module`` of an architecture."""
+
+    def network_spec(self, arch: Architecture, resolution: int | None = None,
+                     num_classes: int | None = None) -> NetworkDescription:
+        """The network of an architecture as specs (what ``build`` builds and ``cost`` costs), optional.
+
+        Spaces made of ``blocks`` specs return a ``NetworkSpec`` (lookup tables and latency features read
+        its blocks); ``resolution``/``num_classes`` override the space's for this one network.
+        """
+        raise NotImplementedError(f"space {self.name!r} ({type(self).__name__}) does not describe its networks "
+                                  "as specs: it has no network_spec")
 
     def input_shape(self, arch: Architecture) -> tuple[int, ...]:
         """The (C, H, W) input the built network expects."""

@@ -453,7 +453,8 @@ class StagedSpace(SearchSpace):
         i = self._slot(s, b)
         return tuple(ch[choices[i + j]] for j, ch in enumerate(self.stages[s].choices))
 
-    def network(self, arch: Architecture, resolution: int | None = None, num_classes: int | None = None) -> NetworkSpec:
+    def network_spec(self, arch: Architecture, resolution: int | None = None,
+                     num_classes: int | None = None) -> NetworkSpec:
         """The ``NetworkSpec`` of an architecture (what ``build`` builds and ``cost`` costs)."""
         self._check_mine(arch)
         c = arch.choices
@@ -523,7 +524,7 @@ class StagedSpace(SearchSpace):
     def build(self, arch: Architecture, num_classes: int | None = None, **options: Any) -> nn.Module:
         if options:
             raise NasforgeError(f"{self.name}: unknown build option(s) {', '.join(sorted(options))}; allowed: none")
-        return self.network(arch, num_classes=num_classes).build()
+        return self.network_spec(arch, num_classes=num_classes).build()
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

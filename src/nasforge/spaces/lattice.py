@@ -253,8 +253,13 @@ class LatticeSpace(SearchSpace):
     def _shape(self, level: int) -> tuple[int, int, int]:
         return (self.channels(level), self.sizes[level], self.sizes[level])
 
-    def network(self, arch: Architecture, num_classes: int | None = None) -> NetworkSpec:
+    def network_spec(self, arch: Architecture, resolution: int | None = None,
+                     num_classes: int | None = None) -> NetworkSpec:
         """The ``NetworkSpec``: stem, one stage per layer (transition + basic block), head."""
+        self._check_mine(arch)
+        if resolution is not None and resolution != self.resolution:
+            other = self._at_resolution(resolution)
+            return other.network_spec(Architecture(other.name, arch.choices, arch.text), None, num_classes)
         levels = self.path(arch)
         k = self.num_classes if num_classes is None else check_int("lattice", "num_classes", num_classes, 1)
         stages = tuple(self._cell(prev, lv) for prev, lv in zip([0, *levels], levels, strict=False))
@@ -263,13 +268,18 @@ class LatticeSpace(SearchSpace):
     def input_shape(self, arch: Architecture | None = None) -> tuple[int, ...]:
         return (self.in_channels, self.resolution, self.resolution)
 
+    def _at_resolution(self, resolution: int) -> LatticeSpace:
+        """The same lattice at another input resolution (cached)."""
+        other = self._at.get(resolution)
+        if other is None:
+            other = self._at[resolution] = LatticeSpace(self.layers, self.levels, self.base_channels, resolution,
+                                                        self.in_channels, self.num_classes, self.head)
+        return other
+
     def cost(self, arch: Architecture, resolution: int | None = None, precision: str = "fp32") -> Cost:
         """Analytic cost from parts cached per (from level, to level): coarser cells cost less memory."""
         if resolution is not None and resolution != self.resolution:
-            other = self._at.get(resolution)
-            if other is None:
-                other = self._at[resolution] = LatticeSpace(self.layers, self.levels, self.base_channels, resolution,
-                                                            self.in_channels, self.num_classes, self.head)
+            other = self._at_resolution(resolution)
             return other.cost(Architecture(other.name, arch.choices, arch.text), None, precision)
         levels = self.path(arch)
         parts = self._parts
@@ -287,7 +297,7 @@ class LatticeSpace(SearchSpace):
     def build(self, arch: Architecture, num_classes: int | None = None, **options: Any) -> nn.Module:
         if options:
             raise NasforgeError(f"lattice: unknown build option(s) {', '.join(sorted(options))}; allowed: none")
-        return self.network(arch, num_classes).build()
+        return self.network_spec(arch, num_classes=num_classes).build()
 
 
 def _down(size: int) -> int:
