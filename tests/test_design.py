@@ -22,7 +22,7 @@ SMALL = {"num_classes": 10}
 
 def test_tinynas_picks_the_fitting_space_with_most_macs() -> None:
     dev = get_device("stm32f746")
-    res = tinynas("mobilenet", dev, [0.3, 0.5, 1.0], [64, 128, 224], samples=60, options=SMALL)
+    res = tinynas("mobilenet", dev, [0.3, 0.5, 1.0], [64, 128, 224], samples=60, options=SMALL, min_share=0.0)
     assert len(res.candidates) == 9
     by = {(c.width, c.resolution): c for c in res.candidates}
     assert by[(1.0, 224)].fitting == 0  # ~800 KB of int8 activations at 224 px, full width: never fits
@@ -30,8 +30,28 @@ def test_tinynas_picks_the_fitting_space_with_most_macs() -> None:
     fitting = [c for c in res.candidates if c.fitting]
     assert res.chosen.mean_macs == max(c.mean_macs or 0 for c in fitting)
     assert all(m > 0 for m in res.chosen.macs) and list(res.chosen.macs) == sorted(res.chosen.macs)
-    again = tinynas("mobilenet", dev, [0.3, 0.5, 1.0], [64, 128, 224], samples=60, options=SMALL)
+    again = tinynas("mobilenet", dev, [0.3, 0.5, 1.0], [64, 128, 224], samples=60, options=SMALL, min_share=0.0)
     assert again.to_dict() == res.to_dict()  # seeded
+
+
+def test_tinynas_default_scales_the_head_and_picks_a_mid_space_for_imagenet() -> None:
+    # MCUNet's setting: 1000 classes on stm32f746. The head scales with the width (head_scale), so narrow
+    # widths fit the 1 MB flash; wide ones do not; the default min share keeps the choice off the few
+    # lucky samples of an over-large candidate.
+    dev = get_device("stm32f746")
+    res = tinynas("mobilenet", dev, [0.2, 0.3, 0.4, 0.5], [96, 144, 192], samples=40)
+    assert res.options["head_scale"] is True and res.min_share == 0.5
+    by = {(c.width, c.resolution): c for c in res.candidates}
+    assert by[(0.2, 96)].share == 1.0 and by[(0.5, 96)].fitting == 0  # w0.5: head + classifier over 1 MB flash
+    eligible = [c for c in res.candidates if c.fitting and c.share >= 0.5]
+    assert res.chosen.mean_macs == max(c.mean_macs or 0 for c in eligible)
+    assert (res.chosen.width, res.chosen.resolution) == (0.4, 144)  # not the smallest width, not a 1%-fit corner
+    assert res.to_dict()["options"] == {"head_scale": True}
+    # the plain published rule (min_share=0) is still there, and the fixed head is one option away
+    plain = tinynas("mobilenet", dev, [0.2, 0.3, 0.4, 0.5], [96, 144, 192], samples=40, min_share=0.0)
+    assert (plain.chosen.mean_macs or 0) >= (res.chosen.mean_macs or 0)
+    with pytest.raises(NasforgeError, match="no candidate space"):
+        tinynas("mobilenet", dev, [0.2], [96], samples=10, options={"head_scale": False})
 
 
 def test_tinynas_min_share_and_errors() -> None:
@@ -40,9 +60,13 @@ def test_tinynas_min_share_and_errors() -> None:
     assert res.chosen.share >= 0.5
     with pytest.raises(NasforgeError, match="grid is empty"):
         tinynas("mobilenet", dev, [], [96], samples=5, options=SMALL)
-    # 1000 classes behind a 1280-channel head: the classifier alone is 1.28 MB of int8 weights
+    with pytest.raises(NasforgeError, match=r"min_share=1\.5 must be in 0\.\.1"):
+        tinynas("mobilenet", dev, [0.5], [96], samples=5, options=SMALL, min_share=1.5)
+    with pytest.raises(NasforgeError, match=r"at least 100% .* the best is w0\.4-r128 with .*lower min_share"):
+        tinynas("mobilenet", dev, [0.4], [128], samples=20, min_share=1.0)
+    # 1000 classes behind a fixed 1280-channel head: the classifier alone is 1.28 MB of int8 weights
     with pytest.raises(NasforgeError, match=r"no candidate space .* closest: w0\.2-r(48|96) \(sram ok, flash"):
-        tinynas("mobilenet", dev, [0.2], [48, 96], samples=20)
+        tinynas("mobilenet", dev, [0.2], [48, 96], samples=20, options={"head_scale": False})
 
 
 def test_cli_tinynas(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,10 +83,15 @@ def test_cli_tinynas(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         assert main([*args, *bad]) == 2
         err = capsys.readouterr().err
         assert msg in err and err.count("\n") == 1
-    assert main(["design", "tinynas", "--device", "stm32f746", "--samples", "10", "--widths", "0.2",
-                 "--resolutions", "48"]) == 2
+    # the default space at 1000 classes: fits once the head scales (the default), not with the fixed head
+    mcu = ["design", "tinynas", "--device", "stm32f746", "--samples", "10", "--widths", "0.2,0.6",
+           "--resolutions", "48"]
+    assert main(mcu) == 0
+    out = capsys.readouterr().out
+    assert "head_scale=True" in out and "chosen: w0.2-r48" in out
+    assert main([*mcu, "-o", "head_scale=false"]) == 2
     err = capsys.readouterr().err
-    assert "closest" in err and err.count("\n") == 1
+    assert "closest" in err and "flash" in err and err.count("\n") == 1
 
 
 def test_space_spec_restriction() -> None:

@@ -86,6 +86,23 @@ def test_bad_options_name_the_option() -> None:
         get_space("mobilenet", stage_channels=[16, 24, 32], stage_strides=[2, 2])
     with pytest.raises(NasforgeError, match="bad option for space 'mobilenet'"):
         get_space("mobilenet", colour="red")
+    with pytest.raises(NasforgeError, match="'head_scale' has bad value 'yes'; allowed: true, false"):
+        get_space("mobilenet", head_scale="yes")
+
+
+def test_head_scale_shrinks_the_head_with_the_width() -> None:
+    # MobileNetV2 keeps 1280 head channels below width 1 (and scales them above); MCUNet scales them always
+    text = "r96-w0.5|k3e1|k3e3,k3e3|k3e3,k3e3|k3e3,k3e3|k3e3,k3e3|k3e3,k3e3|k3e3"
+    fixed = get_space("mobilenet", widths=[0.5, 1.5])
+    scaled = get_space("mobilenet", widths=[0.5, 1.5], head_scale=True)
+    a, b = fixed.parse(text), scaled.parse(text)
+    assert fixed.network_spec(a).head[0].out_ch == 1280 and scaled.network_spec(b).head[0].out_ch == 640
+    wide = text.replace("w0.5", "w1.5")
+    assert fixed.network_spec(fixed.parse(wide)).head[0].out_ch == 1920
+    assert scaled.network_spec(scaled.parse(wide)).head[0].out_ch == 1920
+    # 1000-class classifier: 1281 * 1000 params at the fixed head, 641 * 1000 when it scales
+    assert fixed.cost(a).params - scaled.cost(b).params > 640_000
+    assert scaled.cost(b).params == scaled.network_spec(b).cost(layers=True).params
 
 
 def test_cost_fast_path_equals_network_cost_and_build() -> None:

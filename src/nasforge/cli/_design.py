@@ -9,6 +9,7 @@ import typer
 
 from nasforge.cli._app import app
 from nasforge.cli._space import OptionArg, parse_options
+from nasforge.design._tinynas import DEFAULT_MIN_SHARE
 from nasforge.errors import NasforgeError
 
 design_app = typer.Typer(help="Design spaces: TinyNAS space choice, RegNet error EDF.", no_args_is_help=True)
@@ -35,14 +36,17 @@ def tinynas_cmd(
     precision: Annotated[str, typer.Option("--precision", help="bytes per element of weights and "
                                            "activations")] = "int8",
     min_share: Annotated[float, typer.Option("--min-share", help="only choose candidates where at least this "
-                                             "share of samples fits (0..1)")] = 0.0,
+                                             "share of samples fits (0..1; 0 = highest mean MACs of any "
+                                             "fitting)")] = DEFAULT_MIN_SHARE,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     option: OptionArg = None,
     plot: Annotated[str | None, typer.Option("--plot", help="write the MACs CDF plot (PNG) here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Per candidate (width x resolution): share of sampled models that fit the device, their mean MACs; the
-    choice is the candidate whose fitting models have the highest mean MACs."""
+    choice is the candidate whose fitting models have the highest mean MACs, among those where at least
+    --min-share of samples fit. The space's width multiplier scales the head too (mobilenet: head_scale=true,
+    as MCUNet; -o head_scale=false keeps the fixed head)."""
     from nasforge.design import plot_tinynas, tinynas
     from nasforge.hardware import get_device
 
@@ -56,14 +60,19 @@ def tinynas_cmd(
     if as_json:
         typer.echo(json.dumps(res.to_dict()))
         return
+    opts = ", ".join(f"{k}={v}" for k, v in res.options.items())
+    typer.echo(f"{res.space} ({opts or 'default options'}) on {res.device} at {res.precision}, "
+               f"{samples} samples per candidate")
     typer.echo(f"{'space':<12} {'fit':>7} {'mean MACs':>12}")
     for c in res.candidates:
         mean = f"{c.mean_macs / 1e6:10.2f} M" if c.mean_macs is not None else f"{'-':>12}"
-        mark = "  <- chosen" if c is res.chosen else ""
+        mark = "  <- chosen" if c is res.chosen else ("  (fit < min share)" if c.fitting and not res.eligible(c)
+                                                     else "")
         typer.echo(f"{c.label:<12} {c.share:7.1%} {mean}{mark}")
     ch = res.chosen
     typer.echo(f"chosen: {ch.label} (width {ch.width:g}, resolution {ch.resolution}) on {res.device}: "
-               f"{ch.share:.1%} of samples fit, mean {(ch.mean_macs or 0.0) / 1e6:.2f} M MACs")
+               f"{ch.share:.1%} of samples fit, mean {(ch.mean_macs or 0.0) / 1e6:.2f} M MACs "
+               f"(highest mean among candidates with >= {res.min_share:.0%} fitting)")
 
 
 @design_app.command("edf")

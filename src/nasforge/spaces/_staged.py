@@ -19,7 +19,9 @@ letters and values, e.g. ``r160-w0.5|k3e1|k3e6,k5e4|k7e3,k3e3,k5e6``.
 
 Channels are ``make_divisible(channels * width, divisor)`` (MobileNetV2's rounding: to the nearest
 multiple of ``divisor``, at least ``divisor``, never more than 10% below the exact value). The head's
-1x1 conv keeps its channels for width <= 1 and scales them above 1, as in MobileNetV2.
+1x1 conv keeps its channels for width <= 1 and scales them above 1, as in MobileNetV2; with
+``head_scale=True`` it scales with every width, as in MCUNet/TinyNAS (whose width multiplier shrinks the
+whole network: a fixed 1280-channel head and its classifier do not fit a microcontroller's flash).
 """
 
 from __future__ import annotations
@@ -210,6 +212,7 @@ class StagedSpace(SearchSpace):
         head_channels: int,
         act: str,
         divisor: int,
+        head_scale: bool = False,
     ) -> None:
         if not stages:
             raise NasforgeError(f"{name}: needs at least one stage")
@@ -224,6 +227,7 @@ class StagedSpace(SearchSpace):
         self.head_channels = head_channels
         self.act = act
         self.divisor = divisor
+        self.head_scale = head_scale
         decs = [Decision("resolution", self.resolutions), Decision("width", self.widths)]
         self._depth_idx: list[int] = []  # per stage: index of its depth decision (block slots follow it)
         for s, st in enumerate(self.stages, 1):
@@ -445,7 +449,7 @@ class StagedSpace(SearchSpace):
     def _head(self, width: float, num_classes: int) -> tuple[Spec, ...]:
         last = self._width(self.stages[-1].channels, width)
         if self.head_channels > 0:
-            hc = make_divisible(self.head_channels * max(1.0, width), self.divisor)
+            hc = make_divisible(self.head_channels * (width if self.head_scale else max(1.0, width)), self.divisor)
             return (ConvBNAct(last, hc, 1, 1, 1, self.act), GlobalPool(), Flatten(), Linear(hc, num_classes))
         return (GlobalPool(), Flatten(), Linear(last, num_classes))
 

@@ -7,6 +7,10 @@ decisions too (the TinyNAS knobs). The defaults follow ProxylessNAS-mobile (stag
 96, 192, 320; strides 2, 2, 2, 1, 2, 1; head 1280; depths 2..4 with a single-block last stage), so the
 ProxylessNAS latency table's layer keys appear in its networks at width 1.
 
+The head's 1280 channels stay fixed for width <= 1 (MobileNetV2, ProxylessNAS). ``head_scale=True``
+scales them with the width too, as MCUNet/TinyNAS does: at 1000 classes the fixed head's int8 classifier
+alone is 1.28 MB, more than a 1 MB microcontroller flash at any width (``nasforge design tinynas`` sets it).
+
 Channels are rounded with MobileNetV2's ``make_divisible`` (multiples of ``divisor``, default 8). The
 canonical string is ``r<res>-w<width>|k3e1|<stage 1 blocks>|...``, blocks ``k<kernel>e<expand>`` joined
 by commas, e.g. ``r160-w0.5|k3e1|k3e6,k5e4|...``. See ``nasforge.spaces._staged`` for the encoding.
@@ -52,6 +56,7 @@ class MobileNetSpace(StagedSpace):
         head_channels: int = 1280,
         act: str = "relu6",
         divisor: int = 8,
+        head_scale: bool = False,
     ) -> None:
         name = "mobilenet"
         chans = int_list(name, "stage_channels", stage_channels, 1, unique=False)
@@ -66,6 +71,8 @@ class MobileNetSpace(StagedSpace):
                            ((3,), (1,)))]
         for c, s, d in zip(chans, strides, per_stage, strict=True):
             stages.append(StageDef("inverted_residual", c, s, d, (ks, es)))
+        if not isinstance(head_scale, bool):
+            raise NasforgeError(f"{name}: option 'head_scale' has bad value {head_scale!r}; allowed: true, false")
         if act not in ACTS:
             raise NasforgeError(f"{name}: option 'act' has bad value {act!r}; allowed: {', '.join(ACTS)}")
         super().__init__(
@@ -79,6 +86,7 @@ class MobileNetSpace(StagedSpace):
             head_channels=check_int(name, "head_channels", head_channels, 0),
             act=act,
             divisor=check_int(name, "divisor", divisor, 1, 64),
+            head_scale=head_scale,
         )
 
 
