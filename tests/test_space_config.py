@@ -28,6 +28,17 @@ def test_example_file_defines_the_expected_space() -> None:
     assert sp.cost(a).params == net.cost().params
 
 
+def test_head_scale_shrinks_the_head_below_width_one() -> None:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    text = "r40-w0.5|k5e6,k3e3|k5|b,b"
+    fixed = get_space("config", spec=data)
+    scaled = get_space("config", spec={**data, "head": {**data["head"], "scale": True}})
+    hc = data["head"]["channels"]
+    assert fixed.network_spec(fixed.parse(text)).head[0].out_ch == hc
+    assert scaled.network_spec(scaled.parse(text)).head[0].out_ch == hc // 2
+    assert scaled.cost(scaled.parse(text)).params < fixed.cost(fixed.parse(text)).params
+
+
 def test_spec_mapping_equals_file(tmp_path: Path) -> None:
     data = yaml.safe_load(EXAMPLE.read_text())
     a, b = get_space("config", path=EXAMPLE), get_space("config", spec=data)
@@ -66,6 +77,8 @@ def _write(tmp_path: Path, edit: dict[str, object] | None = None, text: str | No
     ({"stem": None}, "stem is missing (required: input, stem, stages)"),
     ({"act": "tanh"}, "act has bad value 'tanh'; allowed: relu"),
     ({"stages": []}, "stages must be a non-empty list"),
+    ({"head.scale": "yes"}, "head.scale must be true or false, got 'yes'"),
+    ({"head.size": 3}, "head.size is an unknown key; allowed: channels, scale"),
 ])
 def test_bad_files_are_one_line_errors(tmp_path: Path, edit: dict[str, object], message: str) -> None:
     path = _write(tmp_path, edit)

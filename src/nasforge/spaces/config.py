@@ -12,7 +12,8 @@
       - {block: inverted_residual, channels: 24, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3, 6]}
       - {block: conv_bn_act, channels: 32, stride: 2, depth: [1], kernel: [3]}
       - {block: basic, channels: 48, stride: 1, depth: [1, 2]}
-    head: {channels: 64}                          # 1x1 conv before pooling; 0 = none
+    head: {channels: 64}                          # 1x1 conv before pooling; 0 = none; scale: true
+                                                  # scales it with every width (MCUNet), not only above 1
 
 Block types and their per-block choice lists: ``inverted_residual`` (kernel, expand), ``conv_bn_act``
 (kernel), ``basic`` (none: the ResNet basic block). Validation is strict: an unknown key, a bad type, an
@@ -122,7 +123,10 @@ def load_config(data: Any, where: str = "<dict>") -> dict[str, Any]:
     act = top.get("act", "relu6")
     if act not in ACTS:
         raise ck.fail("act", f"has bad value {act!r}; allowed: {', '.join(ACTS)}")
-    head = ck.mapping("head", top.get("head", {"channels": 0}), ("channels",))
+    head = ck.mapping("head", top.get("head", {"channels": 0}), ("channels", "scale"))
+    head_scale = head.get("scale", False)
+    if not isinstance(head_scale, bool):
+        raise ck.fail("head.scale", f"must be true or false, got {head_scale!r}")
     total_stride = stem_stride
     for s in stages:
         total_stride *= s.stride
@@ -152,6 +156,7 @@ def load_config(data: Any, where: str = "<dict>") -> dict[str, Any]:
         "head_channels": ck.integer("head.channels", head.get("channels", 0), 0),
         "act": act,
         "divisor": divisor,
+        "head_scale": head_scale,
     }
 
 
