@@ -430,3 +430,14 @@ def test_surrogate_order_reaches_the_target_sooner_than_random_order() -> None:
     plain = np.mean([queries_to_target("local", s) for s in range(5)])
     guided = np.mean([queries_to_target("surrogate", s) for s in range(5)])
     assert guided < plain, (guided, plain)
+
+
+def test_bo_with_the_gp_sampler_asks_valid_archs_and_resumes_identically() -> None:
+    space = ToySpace((3, 3, 3))
+    whole = run_script(get_strategy("bo", space, seed=1, sampler="gp", startup=3), space, "at" * 8)
+    first = get_strategy("bo", space, seed=1, sampler="gp", startup=3)
+    asked = run_script(first, space, "at" * 5)
+    fresh = get_strategy("bo", space, seed=1, sampler="gp", startup=3)
+    fresh.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    asked += run_script(fresh, space, "at" * 3)
+    assert asked == whole and all(space.decode(c).choices == c for c in asked)
