@@ -176,7 +176,11 @@ def bench_proxyless(args: argparse.Namespace) -> None:
                     progress=lambda e, i: print(f"  epoch {e}: " + ", ".join(f"{k} {v:.3f}" for k, v in i.items())))
     arch = res.arch
     measured = host_ms(space, arch, args.mb_res)
-    print(f"derived {arch}  ({res.seconds:.0f} s)")
+    if "argmax_arch" in res.info:
+        am = space.parse(res.info["argmax_arch"])
+        print(f"argmax per unit {am}: table {path_latency(net, table, am, base):.3f} ms, measured host "
+              f"{host_ms(space, am, args.mb_res):.3f} ms")
+    print(f"derived (most probable in [0.9, 1] x target) {arch}  ({res.seconds:.0f} s)")
     print(f"  expected latency {res.info['expected_latency_ms']:.3f} ms, table-predicted "
           f"{res.info['predicted_latency_ms']:.3f} ms, measured host {measured:.3f} ms vs target {target:.3f} ms: "
           f"{100 * (measured / target - 1):+.1f}% (target within +/-10%)")

@@ -131,3 +131,36 @@ def test_space_without_supernet_and_bad_options() -> None:
         make_supernet(mobile_space(), width=0.3)
     with pytest.raises(NasforgeError, match="unknown supernet option"):
         make_supernet(darts_space(), resolution=8)
+
+
+def test_derive_under_latency_is_the_most_probable_path_within_the_target() -> None:
+    import itertools
+
+    from nasforge.oneshot import derive_under_latency
+
+    space = mobile_space()
+    net = make_supernet(space, resolution=8, width=1.0)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        net.alpha.copy_(torch.randn(net.alpha.shape, generator=g))
+    table = torch.rand(net.alpha.shape, generator=g)
+    sizes = net.unit_sizes()
+    logp = torch.log(net.probs().detach())
+    target = 2.0
+    best, best_lp = None, -1e9  # brute force over every path of the 7 units
+    for path in itertools.product(*(range(n) for n in sizes)):
+        lat = sum(float(table[k, c]) for k, c in enumerate(path))
+        lp = sum(float(logp[k, c]) for k, c in enumerate(path))
+        if lat <= target and lp > best_lp:
+            best, best_lp = path, lp
+    assert best is not None
+    assert derive_under_latency(net, table, 0.0, target) == net.arch_of(best)
+    # with a floor, the most probable path in [floor, target]
+    best2, best_lp2 = None, -1e9
+    for path in itertools.product(*(range(n) for n in sizes)):
+        lat = sum(float(table[k, c]) for k, c in enumerate(path))
+        lp = sum(float(logp[k, c]) for k, c in enumerate(path))
+        if 1.8 <= lat <= target and lp > best_lp2:
+            best2, best_lp2 = path, lp
+    assert best2 is not None
+    assert derive_under_latency(net, table, 0.0, target, min_ms=1.8) == net.arch_of(best2)

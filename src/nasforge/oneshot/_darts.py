@@ -10,12 +10,14 @@ The stem, preprocessing and classifier are built from the same specs as the spac
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
 from nasforge.blocks import ConvBNAct
+from nasforge.errors import NasforgeError
 from nasforge.oneshot._supernet import ChoiceBlock, Supernet
 from nasforge.spaces import Architecture
 from nasforge.spaces._cell_ops import make_op
@@ -117,6 +119,11 @@ class DartsSupernet(Supernet):
                 for op, i in node:
                     out[t * self.n_edges + self._edge(j, i)] = self.ops.index(op)
         return out
+
+    def arch_of(self, choices: Sequence[int]) -> Architecture:
+        """Not defined for cell edges (a path may switch on any number of edges per node)."""
+        raise NasforgeError("darts supernet: an architecture is derived from alpha (top-2 edges per node), "
+                            "not from one op per edge; use derive()")
 
     def derive(self) -> Architecture:
         """Per node the top-2 incoming edges by their max non-``none`` weight, each with its best op."""

@@ -266,11 +266,16 @@ def latency_range(table: Tensor, sizes: Sequence[int], base_ms: float = 0.0) -> 
 def proxyless(net: Supernet, train: Batch, val: Batch, epochs: int = 10, batch_size: int = 64,
               lr: float = 0.025, arch_lr: float = 1e-3, seed: int = 0, latency_table: Tensor | None = None,
               base_latency_ms: float = 0.0, latency_target_ms: float | None = None, beta: float = 0.6,
-              warmup_epochs: int = 0, progress: Progress | None = None) -> OneShotResult:
+              warmup_epochs: int = 0, constrained_derive: bool = True,
+              progress: Progress | None = None) -> OneShotResult:
     """ProxylessNAS: one active path per weight step; two sampled paths with binary gates per alpha step.
 
-    With a latency table (``[decisions, choices]`` ms) and a target, the architecture loss is
+    With a latency table (``[units, choices]`` ms) and a target, the architecture loss is
     ``CE * (E[lat]/target)^beta`` while E[lat] > target (else plain CE), MnasNet-style soft constraint.
+    With a target T, the result is the most probable architecture of table latency in [0.9 T, T] (or the
+    most probable below T when none is in that window; ``derive_under_latency``;
+    ``info["argmax_arch"]`` keeps the per-unit argmax) unless ``constrained_derive`` is off; supernets
+    without ``arch_of`` (darts cells) keep the argmax derivation.
     """
     _check_data(train, val)
     if latency_target_ms is not None and latency_table is None:
@@ -313,11 +318,64 @@ def proxyless(net: Supernet, train: Batch, val: Batch, epochs: int = 10, batch_s
         if progress:
             progress(ep + 1, info)
     res.arch = net.derive()
+    if latency_table is not None and latency_target_ms is not None and constrained_derive:
+        try:
+            constrained = derive_under_latency(net, latency_table, base_latency_ms, latency_target_ms,
+                                               min_ms=0.9 * latency_target_ms)
+        except NasforgeError:  # no arch_of (darts cells): keep the argmax derivation
+            constrained = None
+        if constrained is not None:
+            res.info["argmax_arch"] = str(res.arch)
+            res.arch = constrained
     res.seconds = time.perf_counter() - t0
     if latency_table is not None:
         res.info["expected_latency_ms"] = float(expected_latency(net, latency_table, base_latency_ms).detach())
         res.info["predicted_latency_ms"] = path_latency(net, latency_table, res.arch, base_latency_ms)
     return res
+
+
+def derive_under_latency(net: Supernet, table: Tensor, base_ms: float, target_ms: float,
+                         bins: int = 2000, min_ms: float | None = None) -> Architecture:
+    """The most probable path (max sum of log-probabilities) whose table latency is at most ``target_ms``
+    (and at least ``min_ms`` when a path there exists, so that the result lands near the target):
+    a knapsack over units by dynamic programming on latency discretised into ``bins`` steps up to the target.
+    Argmax per unit ignores the budget (a path can land far from the target even when E[lat] meets it);
+    this keeps ProxylessNAS' probabilities and the hard constraint. Falls back to the cheapest path.
+    """
+    sizes = net.unit_sizes()
+    logp = torch.log(net.probs().detach().cpu().clamp_min(1e-12))
+    budget = target_ms - base_ms
+    lat = table.detach().cpu()
+    if budget <= 0:
+        return net.arch_of([int(lat[k, :n].argmin()) for k, n in enumerate(sizes)])
+    step = budget / bins
+    neg = float("-inf")
+    best = np.full(bins + 1, neg)
+    best[0] = 0.0
+    picks: list[np.ndarray] = []
+    for k, n in enumerate(sizes):
+        new = np.full(bins + 1, neg)
+        pick = np.full(bins + 1, -1, dtype=np.int64)
+        for i in range(n):
+            w = math.ceil(float(lat[k, i]) / step - 1e-9)
+            if w > bins:
+                continue
+            cand = np.full(bins + 1, neg)
+            cand[w:] = best[: bins + 1 - w] + float(logp[k, i])
+            better = cand > new
+            new[better], pick[better] = cand[better], i
+        best = new
+        picks.append(pick)
+    if not np.isfinite(best).any():
+        return net.arch_of([int(lat[k, :n].argmin()) for k, n in enumerate(sizes)])
+    lo = 0 if min_ms is None else max(0, min(bins, math.ceil((min_ms - base_ms) / step)))
+    b = lo + int(np.argmax(best[lo:])) if np.isfinite(best[lo:]).any() else int(np.argmax(best))
+    choices = [0] * len(sizes)
+    for k in range(len(sizes) - 1, -1, -1):
+        i = int(picks[k][b])
+        choices[k] = i
+        b -= math.ceil(float(lat[k, i]) / step - 1e-9)
+    return net.arch_of(choices)
 
 
 def _norm(p: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ identity (zero last batch-norm scale) so that single-path training learns from t
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -143,6 +144,12 @@ class StagedSupernet(Supernet):
         return out
 
     def derive(self) -> Architecture:
+        p = self.probs().detach().cpu()
+        return self.arch_of([int(p[k, :n].argmax()) for k, n in enumerate(self.unit_sizes())])
+
+    def arch_of(self, choices: Sequence[int]) -> Architecture:
+        """The architecture of one candidate per unit: kept slots in order (skips dropped); when the kept
+        count is not an allowed depth, the nearest allowed one, optional slots by their keep probability."""
         sp = self.staged
         p = self.probs().detach().cpu()
         c = self._ref_choices()
@@ -151,7 +158,7 @@ class StagedSupernet(Supernet):
             n = len(self.combos[s])
             lo = min(st.depths)
             keep_p = {b: 1.0 - float(p[k, n]) for k, b in rows if b >= lo}
-            kept = [b for k, b in rows if b >= lo and int(p[k, : n + 1].argmax()) != n]
+            kept = [b for k, b in rows if b >= lo and choices[k] != n]
             d = lo + len(kept)
             if d not in st.depths:  # the nearest allowed depth, optional slots by keep probability
                 d = min(st.depths, key=lambda v: (abs(v - d), v))
@@ -159,8 +166,8 @@ class StagedSupernet(Supernet):
             slots = [k for k, b in rows if b < lo] + [k for k, b in rows if b in kept]
             c[self.index[f"s{s + 1}.depth"]] = st.depths.index(d)
             for b, k in enumerate(slots):
-                combo = self.combos[s][int(p[k, :n].argmax())]
-                for prm, v in zip(st.kind.params, combo, strict=True):
+                ch = choices[k] if choices[k] < n else int(p[k, :n].argmax())
+                for prm, v in zip(st.kind.params, self.combos[s][ch], strict=True):
                     c[self.index[f"s{s + 1}.b{b + 1}.{prm}"]] = v
             for b in range(d, max(st.depths)):
                 for prm in st.kind.params:

@@ -140,6 +140,10 @@ class Supernet(nn.Module):
         self.set_single(self.choices_of(arch))
         return self
 
+    def arch_of(self, choices: Sequence[int]) -> Architecture:
+        """The architecture of one candidate per unit (units are decisions here: ``decode``)."""
+        return self.space.decode(list(choices))
+
     def derive(self) -> Architecture:
         """The architecture of the most likely choice of every decision."""
         p = self.probs().detach().cpu()
