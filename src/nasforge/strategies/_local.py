@@ -163,5 +163,10 @@ class LocalSearch:
 
 @register_strategy("surrogate")
 def surrogate_local_search(space: SearchSpace, seed: int = 0, **options: Any) -> LocalSearch:
-    """Local search whose neighbours are asked best-predicted first (``local`` with ``model=True``)."""
-    return LocalSearch(space, seed=seed, **{"model": True, **options})
+    """Local search whose neighbours are asked best-predicted first (``local`` with ``model=True``).
+
+    Its random design is 7 architectures (``init``): with the model guiding the climb a smaller design pays
+    off early (NB201, 100 seeds: 93.74 vs 93.61 at 25 queries, equal from 100 on; the same on the
+    200-epoch cifar10-valid table).
+    """
+    return LocalSearch(space, seed=seed, **{"model": True, "init": 7, **options})
