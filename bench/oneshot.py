@@ -201,7 +201,7 @@ def bench_proxyless(args: argparse.Namespace) -> None:
     accs = []
     for a, ms in peers:
         accs.append(train_acc(space, a, ds, args.mb_train_epochs, 0))
-        print(f"    random {ms:.3f} ms  {accs[-1]:.2f}  {a}")
+        print(f"    random {ms:.3f} ms (table {path_latency(net, table, a, base):.3f})  {accs[-1]:.2f}  {a}")
     if accs:
         print(f"  random archs within 10% of its latency ({len(accs)}): mean {np.mean(accs):.2f}, best "
               f"{max(accs):.2f}; derived ranks {1 + sum(a > acc for a in accs)} of {len(accs) + 1}")

@@ -221,6 +221,7 @@ def plot_probabilities(history: Sequence[Sequence[Sequence[float]]], names: Sequ
                        labels: Sequence[Sequence[str]], path: str | Path, ncols: int = 4) -> Path:
     """One panel per unit (decision or edge): each candidate's probability over the epochs, one line each."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     path = Path(path)
     k = len(names)
@@ -236,6 +237,7 @@ def plot_probabilities(history: Sequence[Sequence[Sequence[float]]], names: Sequ
         for i, lab in enumerate(labels[u]):
             ax.plot(epochs, [h[u][i] for h in history], marker="." if len(epochs) < 20 else None, label=lab)
         ax.set_title(names[u], fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylim(0, 1)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
@@ -244,6 +246,7 @@ def plot_probabilities(history: Sequence[Sequence[Sequence[float]]], names: Sequ
         if u == 0 or labels[u] != labels[u - 1]:
             ax.legend(fontsize=6, loc="upper left")
     fig.suptitle("candidate probabilities per epoch")
+    fig.subplots_adjust(hspace=0.5)
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp, dpi=90, bbox_inches="tight")
     tmp.replace(path)
