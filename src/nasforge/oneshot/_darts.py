@@ -128,6 +128,7 @@ class DartsSupernet(Supernet):
     def derive(self) -> Architecture:
         """Per node the top-2 incoming edges by their max non-``none`` weight, each with its best op."""
         p = self.probs().detach().cpu()
+        raw = self.alpha.detach().cpu()
         keep = [o for o in range(len(self.ops)) if o != self.none]
         cells: list[list[tuple[str, int]]] = []
         for t in range(len(CELLS)):
@@ -135,11 +136,13 @@ class DartsSupernet(Supernet):
             for j in range(self.darts.nodes):
                 scored = []
                 for i in range(2 + j):
-                    row = p[t * self.n_edges + self._edge(j, i), keep]
+                    u = t * self.n_edges + self._edge(j, i)
+                    row = p[u, keep]
                     best = int(row.argmax())
-                    scored.append((float(row[best]), i, self.ops[keep[best]]))
-                top = sorted(scored, key=lambda s: (-s[0], s[1]))[:2]
-                edges += [(op, i) for _, i, op in sorted(top, key=lambda s: s[1])]
+                    # ties (e.g. edges fixed by perturbation selection) go to the larger raw alpha
+                    scored.append((float(row[best]), float(raw[u, keep[best]]), i, self.ops[keep[best]]))
+                top = sorted(scored, key=lambda s: (-s[0], -s[1], s[2]))[:2]
+                edges += [(op, i) for _, _, i, op in sorted(top, key=lambda s: s[2])]
             cells.append(edges)
         return self.darts.arch_of(cells[0], cells[1])
 
