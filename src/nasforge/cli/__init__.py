@@ -6,16 +6,18 @@ import sys
 
 import typer
 
-# Command modules register their commands on ``app`` when imported (one import per line).
-from nasforge.cli import _version  # noqa: F401
-from nasforge.cli import _oneshot  # noqa: F401, E402
-from nasforge.cli import _latency  # noqa: F401, E402
-from nasforge.cli import _design  # noqa: F401, E402
-from nasforge.cli import _benchmark  # noqa: F401, E402
-from nasforge.cli import _profile  # noqa: F401, E402
-from nasforge.cli import _space  # noqa: F401, E402
-from nasforge.cli import _zoo  # noqa: F401, E402
-from nasforge.cli import _search  # noqa: F401, E402
+# Command modules register their commands on ``app`` when imported.
+from nasforge.cli import (  # noqa: F401
+    _benchmark,
+    _design,
+    _latency,
+    _oneshot,
+    _profile,
+    _search,
+    _space,
+    _version,
+    _zoo,
+)
 from nasforge.cli._app import app
 from nasforge.errors import NasforgeError
 
