@@ -376,16 +376,22 @@ class BasicBlock:
             x = ConvBNAct(self.in_ch, self.out_ch, 3, self.stride).emit(g, x)
         with g.scope("conv2"):
             x = ConvBNAct(self.out_ch, self.out_ch, 3, 1, 1, "none").emit(g, x)
-        if self.has_projection:
-            with g.scope("shortcut"):
-                inp = ConvBNAct(self.in_ch, self.out_ch, 1, self.stride, 1, "none").emit(g, inp)
-        x = g.add_(x, inp, name="add")
-        return g.act(x, "relu", name="act")
+        return emit_residual_tail(g, x, inp, self.in_ch, self.out_ch, self.stride, self.has_projection)
 
     def build(self) -> nn.Module:
         from nasforge.blocks._modules import BasicBlockModule
 
         return BasicBlockModule(self)
+
+
+def emit_residual_tail(g: GraphBuilder, x: int, inp: int, in_ch: int, out_ch: int, stride: int,
+                       project: bool) -> int:
+    """ResNet blocks' end: the shortcut (1x1 conv + BN projection when ``project``), the add, the ReLU."""
+    if project:
+        with g.scope("shortcut"):
+            inp = ConvBNAct(in_ch, out_ch, 1, stride, 1, "none").emit(g, inp)
+    x = g.add_(x, inp, name="add")
+    return g.act(x, "relu", name="act")
 
 
 @dataclass(frozen=True)
@@ -421,11 +427,7 @@ class Bottleneck:
             x = ConvBNAct(w, w, 3, self.stride, self.groups).emit(g, x)
         with g.scope("conv3"):
             x = ConvBNAct(w, self.out_ch, 1, 1, 1, "none").emit(g, x)
-        if self.has_projection:
-            with g.scope("shortcut"):
-                inp = ConvBNAct(self.in_ch, self.out_ch, 1, self.stride, 1, "none").emit(g, inp)
-        x = g.add_(x, inp, name="add")
-        return g.act(x, "relu", name="act")
+        return emit_residual_tail(g, x, inp, self.in_ch, self.out_ch, self.stride, self.has_projection)
 
     def build(self) -> nn.Module:
         from nasforge.blocks._modules import BottleneckModule
