@@ -6,6 +6,7 @@ Each trains a supernet once on (train, val) tensors and returns a ``OneShotResul
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -513,11 +514,16 @@ def block_inputs(net: Supernet, input_shape: Sequence[int]) -> dict[int, tuple[i
 
 
 def measure_choice_latency(net: Supernet, input_shape: Sequence[int], repeats: int = 20,
-                           warmup: int = 3) -> tuple[Tensor, float]:
+                           warmup: int = 3, calibrate: int = 6, seed: int = 0) -> tuple[Tensor, float]:
     """Host-measured latency table: each candidate of every choice block timed (ms, batch 1, the minimum of
     ``repeats`` runs, robust to other load on a shared host) on the input
     shape it sees, summed per (unit, choice); plus the base (everything but the choice blocks), measured
     as the whole network on its cheapest path minus that path's table entries (clamped at 0).
+
+    Ops timed one by one miss what running them inside a network costs (framework overhead per layer, caches),
+    so with ``calibrate > 0`` the table is then fitted to whole stand-alone networks: the cheapest path, the
+    dearest path and ``calibrate`` random ones are timed and ``measured ~ a * table + b`` (least squares)
+    rescales the entries by ``a`` and the base to ``a * base + b``.
     """
     shapes = block_inputs(net, input_shape)
     dev = net.alpha.device
@@ -538,7 +544,33 @@ def measure_choice_latency(net: Supernet, input_shape: Sequence[int], repeats: i
         net.set_single(cheap)
         whole = _time_ms(net, torch.zeros(1, *input_shape, device=dev), repeats, warmup)
     base = max(0.0, whole - sum(float(table[k, c]) for k, c in enumerate(cheap)))
+    if calibrate > 0:
+        table, base = calibrate_table(net, table, base, input_shape, calibrate, seed, repeats, warmup)
     return table, base
+
+
+def calibrate_table(net: Supernet, table: Tensor, base: float, input_shape: Sequence[int], n: int = 6,
+                    seed: int = 0, repeats: int = 20, warmup: int = 3) -> tuple[Tensor, float]:
+    """Fit a per-op latency table to measured whole stand-alone networks: ``measured ~ a * predicted + b``."""
+    rng = np.random.default_rng(seed)
+    sizes = net.unit_sizes()
+    archs = [net.sample(rng) for _ in range(n)]
+    # the extremes spread the fit; supernets whose archs are derived, not chosen per unit, have none
+    with contextlib.suppress(NasforgeError):
+        for pick in (torch.argmin, torch.argmax):
+            archs.append(net.arch_of([int(pick(table[k, :m])) for k, m in enumerate(sizes)]))
+    x = torch.zeros(1, *input_shape, device=net.alpha.device)
+    pred, meas = [], []
+    with torch.no_grad():
+        for arch in archs:
+            std = net.to_standalone(arch).to(x.device)
+            meas.append(_time_ms(std, x, repeats, warmup))
+            pred.append(path_latency(net, table, arch, base))
+    p_arr, m_arr = np.asarray(pred, dtype=float), np.asarray(meas, dtype=float)
+    a, b = np.polyfit(p_arr, m_arr, 1) if np.ptp(p_arr) > 0 else (0.0, 0.0)
+    if not a > 0:  # no usable slope (all paths alike, or noise): a plain ratio
+        a, b = float(m_arr.mean() / max(float(p_arr.mean()), 1e-9)), 0.0
+    return table * float(a), max(0.0, float(a) * base + float(b))
 
 
 def table_from_lut(net: Supernet, lut: Any, input_shape: Sequence[int]) -> tuple[Tensor, float]:
