@@ -568,9 +568,12 @@ def calibrate_table(net: Supernet, table: Tensor, base: float, input_shape: Sequ
             pred.append(path_latency(net, table, arch, base))
     p_arr, m_arr = np.asarray(pred, dtype=float), np.asarray(meas, dtype=float)
     a, b = np.polyfit(p_arr, m_arr, 1) if np.ptp(p_arr) > 0 else (0.0, 0.0)
-    if not a > 0:  # no usable slope (all paths alike, or noise): a plain ratio
+    # the offset goes into the base (it may turn negative: only whole-path sums are latencies); if that would
+    # price some path at <= 0, or there is no usable slope, fall back to a plain ratio
+    lo = latency_range(table, sizes, base)[0]
+    if not a > 0 or float(a) * lo + float(b) <= 0:
         a, b = float(m_arr.mean() / max(float(p_arr.mean()), 1e-9)), 0.0
-    return table * float(a), max(0.0, float(a) * base + float(b))
+    return table * float(a), float(a) * base + float(b)
 
 
 def table_from_lut(net: Supernet, lut: Any, input_shape: Sequence[int]) -> tuple[Tensor, float]:
