@@ -57,6 +57,17 @@ def _weight_opt(net: Supernet, lr: float, epochs: int, steps: int) -> tuple[torc
     return opt, sched
 
 
+def _weight_step(net: Supernet, opt: torch.optim.Optimizer, sched: Any, x: Tensor, y: Tensor) -> float:
+    """One SGD step of the supernet's weights on the path it is set to (gradients clipped at 5); the loss."""
+    opt.zero_grad()
+    loss = F.cross_entropy(net(x), y)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.weight_parameters(), 5.0)
+    opt.step()
+    sched.step()
+    return float(loss.detach())
+
+
 def count_op(space: SearchSpace, arch: Architecture, op: str) -> int:
     """How many decisions of ``arch`` chose the value ``op``."""
     return sum(1 for d, c in zip(space.decisions(), arch.choices, strict=True) if d.choices[c] == op)
@@ -298,13 +309,7 @@ def proxyless(net: Supernet, train: Batch, val: Batch, epochs: int = 10, batch_s
             p = net.probs().detach().cpu().numpy()
             choices = [int(rng.choice(n, p=_norm(p[k, :n]))) for k, n in enumerate(sizes)]
             net.set_single(choices)
-            w_opt.zero_grad()
-            loss = F.cross_entropy(net(xt), yt)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.weight_parameters(), 5.0)
-            w_opt.step()
-            sched.step()
-            loss_sum += float(loss.detach())
+            loss_sum += _weight_step(net, w_opt, sched, xt, yt)
             if ep >= warmup_epochs:
                 xv, yv = vb[i % len(vb)]
                 proxyless_alpha_step(net, xv, yv, rng, a_opt, latency_table, base_latency_ms,
@@ -447,13 +452,7 @@ def spos(net: Supernet, train: Batch, epochs: int = 10, batch_size: int = 64, lr
         batches = _batches(*train, batch_size, g)
         for xt, yt in batches:
             net.fix(net.sample(rng))
-            opt.zero_grad()
-            loss = F.cross_entropy(net(xt), yt)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.weight_parameters(), 5.0)
-            opt.step()
-            sched.step()
-            loss_sum += float(loss.detach())
+            loss_sum += _weight_step(net, opt, sched, xt, yt)
         res.epochs = ep + 1
         if progress:
             progress(ep + 1, {"loss": loss_sum / len(batches)})
