@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nasforge.report._export import FORMATS, export_onnx, export_torchscript
 from nasforge.report._job import JobConfig, export_run, prepare, run_job, write_run_report
-from nasforge.report._plots import pareto_mask, plot_history, plot_pareto
+from nasforge.report._plots import plot_history, plot_pareto
 
 __all__ = [
     "FORMATS",
@@ -12,7 +12,6 @@ __all__ = [
     "export_onnx",
     "export_run",
     "export_torchscript",
-    "pareto_mask",
     "plot_history",
     "plot_pareto",
     "prepare",

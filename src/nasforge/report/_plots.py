@@ -9,6 +9,8 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
 
+from nasforge.runner import pareto_front
+
 COST_LABELS = {"macs": "MACs", "peak_memory_bytes": "peak memory (bytes)", "params": "params",
                "weight_bytes": "weights (bytes)", "latency_ms": "latency (ms)"}
 
@@ -22,18 +24,6 @@ def cost_value(trial: Mapping[str, Any], key: str) -> float | None:
     cost = trial.get("cost") or {}
     v = cost.get(key, cost.get(ALIASES.get(key, key)))
     return None if v is None else float(v)
-
-
-def pareto_mask(xs: Sequence[float], ys: Sequence[float]) -> list[bool]:
-    """True where a point is not dominated (lower x is better, higher y is better)."""
-    order = sorted(range(len(xs)), key=lambda i: (xs[i], -ys[i]))
-    mask = [False] * len(xs)
-    best = float("-inf")
-    for i in order:
-        if ys[i] > best:
-            mask[i] = True
-            best = ys[i]
-    return mask
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -58,7 +48,8 @@ def plot_pareto(trials: Sequence[Mapping[str, Any]], path: str | Path,
             ax.scatter(bad, [lo] * len(bad), marker="x", color="0.6", label="infeasible (not evaluated)")
         if pts:
             xs, ys = zip(*pts, strict=True)
-            mask = pareto_mask(xs, ys)
+            on_front = set(pareto_front(list(zip(ys, xs, strict=True))))
+            mask = [i in on_front for i in range(len(xs))]
             ax.scatter(xs, ys, color="tab:blue", alpha=0.6, label="feasible")
             front = sorted((x, y) for x, y, m in zip(xs, ys, mask, strict=True) if m)
             fx, fy = zip(*front, strict=True)
