@@ -127,15 +127,9 @@ def darts(net: Supernet, train: Batch, val: Batch, epochs: int = 10, batch_size:
                     (g_reg,) = torch.autograd.grad(reg, net.alpha)
                     net.alpha.grad = g_reg if net.alpha.grad is None else net.alpha.grad + g_reg
                 a_opt.step()
-            w_opt.zero_grad()
             net.set_darts()
-            loss = F.cross_entropy(net(xt), yt)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.weight_parameters(), 5.0)
-            w_opt.step()
-            sched.step()
+            loss_sum += _weight_step(net, w_opt, sched, xt, yt)
             net.alpha.grad = None
-            loss_sum += float(loss.detach())
         arch = net.derive()
         res.history.append(net.probs().detach()[:, :].tolist())
         res.derived.append(str(arch))
