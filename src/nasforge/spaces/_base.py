@@ -205,6 +205,17 @@ class SearchSpace(ABC):
             raise NasforgeError(f"architecture of space {arch.space!r} given to space {self.name!r}")
 
 
+def check_int(space: str, name: str, value: Any, low: int, high: int | None = None) -> int:
+    """A user's integer option, or a one-line error naming it and the allowed range."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise NasforgeError(f"{space} option {name}={value!r} must be an integer")
+    v = int(value)
+    if v < low or (high is not None and v > high):
+        allowed = f">= {low}" if high is None else f"{low}..{high}"
+        raise NasforgeError(f"{space} option {name}={v} out of range; allowed: {allowed}")
+    return v
+
+
 SpaceFactory = Callable[..., SearchSpace]
 _SPACES: dict[str, SpaceFactory] = {}
 

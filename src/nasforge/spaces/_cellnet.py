@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from nasforge.blocks import ConvBNAct, Flatten, GlobalPool, Linear, Spec, part_of
 from nasforge.cost import Cost, GraphBuilder, Part, Shape, analyze, chain
 from nasforge.errors import NasforgeError
-from nasforge.spaces._base import Architecture, SearchSpace
+from nasforge.spaces._base import Architecture, SearchSpace, check_int
 from nasforge.spaces._cell_ops import FactorizedReduce, ReLUConvBN, make_op
 from nasforge.spaces._macro import MacroBuilder, apply
 
@@ -331,17 +329,6 @@ def stack_cells(make_cell: CellFactory, C: int, layers: int, stem_multiplier: in
     return stem, tuple(out)
 
 
-def check_int(space: str, name: str, value: Any, low: int, high: int | None = None) -> int:
-    """A user's integer option, or a one-line error naming it and the allowed range."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise NasforgeError(f"{space} option {name}={value!r} must be an integer")
-    v = int(value)
-    if v < low or (high is not None and v > high):
-        allowed = f">= {low}" if high is None else f"{low}..{high}"
-        raise NasforgeError(f"{space} option {name}={v} out of range; allowed: {allowed}")
-    return v
-
-
 def check_resolution(space: str, value: Any, layers: int) -> int:
     """The input resolution: it must halve evenly at every reduction cell."""
     r = check_int(space, "resolution", value, 2)
@@ -365,6 +352,14 @@ class CellStackSpace(SearchSpace):
     num_classes: int
     resolution: int
     _costs: dict[tuple[tuple[int, ...], int, str], Cost]
+
+    @abstractmethod
+    def size_per_cell(self) -> int:
+        """Distinct encodings of one cell type."""
+
+    def size(self) -> int:
+        """Normal x reduction cell: ``size_per_cell() ** 2``."""
+        return self.size_per_cell() ** 2
 
     @abstractmethod
     def make_cell(self, choices: tuple[int, ...], c_pp: int, c_p: int, c: int, reduction: bool,

@@ -45,9 +45,9 @@ from nasforge.blocks import (
     Linear,
     NetworkSpec,
     Spec,
-    part_of,
+    chain_cost,
 )
-from nasforge.cost import Cost, Part, bytes_per_element, chain
+from nasforge.cost import Cost, Part, bytes_per_element
 from nasforge.errors import NasforgeError
 from nasforge.spaces._base import Architecture, Decision, SearchSpace
 
@@ -539,13 +539,7 @@ class StagedSpace(SearchSpace):
 
 def fold(specs: Sequence[Spec], in_shape: tuple[int, ...]) -> Part:
     """Specs run in sequence as one ``Part`` (from the cached per-spec parts)."""
-    ps = []
-    shape = in_shape
-    for sp in specs:
-        q = part_of(sp, shape)
-        ps.append(q)
-        shape = q.out_shape
-    tot = chain(ps)
+    tot = chain_cost(specs, in_shape)
     return Part(tot.params, tot.macs, tot.other_ops, tot.activations - math.prod(in_shape), tot.peak_activations,
                 in_shape, tot.output_shape)
 

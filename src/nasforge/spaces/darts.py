@@ -23,9 +23,9 @@ import numpy as np
 
 from nasforge.cost import Cost
 from nasforge.errors import NasforgeError
-from nasforge.spaces._base import Architecture, Decision, register_space
+from nasforge.spaces._base import Architecture, Decision, check_int, register_space
 from nasforge.spaces._cell_ops import check_ops
-from nasforge.spaces._cellnet import CellStackSpace, DartsCell, DartsNode, check_int, check_resolution
+from nasforge.spaces._cellnet import CellStackSpace, DartsCell, DartsNode, check_resolution
 
 if TYPE_CHECKING:
     pass
@@ -71,10 +71,6 @@ class DartsSpace(CellStackSpace):
 
     def size_per_cell(self) -> int:
         return math.prod(len(p) * len(self.ops) ** 2 for p in self.pairs)
-
-    def size(self) -> int:
-        """Normal x reduction cell: ``size_per_cell() ** 2``."""
-        return self.size_per_cell() ** 2
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

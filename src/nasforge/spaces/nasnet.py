@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from nasforge.cost import Cost
 from nasforge.errors import NasforgeError
-from nasforge.spaces._base import Architecture, Decision, register_space
+from nasforge.spaces._base import Architecture, Decision, check_int, register_space
 from nasforge.spaces._cell_ops import check_ops
-from nasforge.spaces._cellnet import CellStackSpace, NasnetBlock, NasnetCell, check_int, check_resolution
+from nasforge.spaces._cellnet import CellStackSpace, NasnetBlock, NasnetCell, check_resolution
 
 if TYPE_CHECKING:
     pass
@@ -80,10 +80,6 @@ class NasnetSpace(CellStackSpace):
     def size_per_cell(self) -> int:
         return math.prod(self._decisions[5 * k].n ** 2 * len(self.ops) ** 2 * len(self.combine)
                          for k in range(self.B))
-
-    def size(self) -> int:
-        """Normal x reduction cell: ``size_per_cell() ** 2``."""
-        return self.size_per_cell() ** 2
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

@@ -26,7 +26,7 @@ import numpy as np
 from nasforge.blocks import ConvBNAct, Flatten, GlobalPool, Linear, NetworkSpec, Spec, part_of
 from nasforge.cost import Cost, GraphBuilder, Part, Shape, chain
 from nasforge.errors import NasforgeError
-from nasforge.spaces._base import Architecture, Decision, SearchSpace, register_space
+from nasforge.spaces._base import Architecture, Decision, SearchSpace, check_int, register_space
 from nasforge.spaces._cell_ops import BNReLU, ResNetBasicBlock, Zero, make_op
 
 if TYPE_CHECKING:
@@ -101,16 +101,6 @@ def naslib_to_nb201(encoding: tuple[int, ...] | list[int] | str) -> str:
 _TOKEN = re.compile(r"^([A-Za-z0-9_]+)~(\d+)$")
 
 
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise NasforgeError(f"nb201 option {name}={value!r} must be an integer")
-    v = int(value)
-    if v < low or (high is not None and v > high):
-        allowed = f">= {low}" if high is None else f"{low}..{high}"
-        raise NasforgeError(f"nb201 option {name}={v} out of range; allowed: {allowed}")
-    return v
-
-
 @register_space("nb201")
 class NB201Space(SearchSpace):
     """The NAS-Bench-201 cell space (size 5^6 = 15,625) in NB201's macro network."""
@@ -119,10 +109,10 @@ class NB201Space(SearchSpace):
     ops: tuple[str, ...] = NB201_OPS
 
     def __init__(self, C: int = 16, N: int = 5, num_classes: int = 10, resolution: int = 32) -> None:
-        self.C = _check_int("C", C, 1)
-        self.N = _check_int("N", N, 1)
-        self.num_classes = _check_int("num_classes", num_classes, 1)
-        self.resolution = _check_int("resolution", resolution, 4)
+        self.C = check_int("nb201", "C", C, 1)
+        self.N = check_int("nb201", "N", N, 1)
+        self.num_classes = check_int("nb201", "num_classes", num_classes, 1)
+        self.resolution = check_int("nb201", "resolution", resolution, 4)
         if self.resolution % 4:
             raise NasforgeError(f"nb201 option resolution={self.resolution} must be a multiple of 4 (two halvings)")
         self._decisions = [Decision(f"edge_{dst}<-{src}", self.ops) for dst, src in EDGES]
@@ -213,7 +203,7 @@ class NB201Space(SearchSpace):
 
     # -- networks ----------------------------------------------------------------------------------
     def input_shape(self, arch: Architecture | None = None, resolution: int | None = None) -> tuple[int, ...]:
-        r = self.resolution if resolution is None else _check_int("resolution", resolution, 4)
+        r = self.resolution if resolution is None else check_int("nb201", "resolution", resolution, 4)
         return (3, r, r)
 
     def network_spec(self, arch: Architecture, resolution: int | None = None,
@@ -221,7 +211,7 @@ class NB201Space(SearchSpace):
         """The whole network as a spec (``emit`` gives the per-layer IR; ``build`` the module)."""
         self._check_mine(arch)
         r = self._resolution(resolution)
-        k = self.num_classes if num_classes is None else _check_int("num_classes", num_classes, 1)
+        k = self.num_classes if num_classes is None else check_int("nb201", "num_classes", num_classes, 1)
         ops = tuple(self.ops[c] for c in arch.choices)
         C, N = self.C, self.N
         stages: list[tuple[Spec, ...]] = []
@@ -243,7 +233,7 @@ class NB201Space(SearchSpace):
     def _resolution(self, resolution: int | None) -> int:
         if resolution is None:
             return self.resolution
-        r = _check_int("resolution", resolution, 4)
+        r = check_int("nb201", "resolution", resolution, 4)
         if r % 4:
             raise NasforgeError(f"nb201: resolution={r} must be a multiple of 4 (two halvings)")
         return r
