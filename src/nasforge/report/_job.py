@@ -139,7 +139,7 @@ def prepare(cfg: JobConfig) -> Prepared:
     from nasforge.data import dataset_info, list_datasets, load_dataset
     from nasforge.estimators import TrainingEstimator
     from nasforge.hardware import get_device
-    from nasforge.runner import Constraints, check_satisfiable, is_run_dir
+    from nasforge.runner import Constraints, check_new_run_dir, check_satisfiable
     from nasforge.strategies import list_strategies
 
     if cfg.dataset not in list_datasets():
@@ -171,10 +171,7 @@ def prepare(cfg: JobConfig) -> Prepared:
                             "or `nasforge latency fit --save`)")
     parsed = Constraints.of(cons, cfg.precision, None, latency_fn)
     check_satisfiable(space, parsed, samples=500, seed=cfg.seed)
-    out = Path(cfg.out) if cfg.out else Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        what = "is already a nasforge run (use --resume)" if is_run_dir(out) else "exists and is not a nasforge run"
-        raise NasforgeError(f"output directory {out} {what}; refusing to overwrite")
+    out = check_new_run_dir(cfg.out or Path("runs") / time.strftime("search-%Y%m%d-%H%M%S"))
     dataset = load_dataset(cfg.dataset, data_dir=cfg.data_dir, split_seed=cfg.seed, subset=cfg.subset)
     est = TrainingEstimator(space, dataset, epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
                             lr=cfg.lr, seed=cfg.seed, cost_precision=cfg.precision, channels_last=True)

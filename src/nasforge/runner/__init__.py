@@ -12,7 +12,7 @@ from nasforge.runner._constraints import (
     parse_constraints,
 )
 from nasforge.runner._loop import SearchResult, best_trial, evaluate_safely, pareto_trials, run_search
-from nasforge.runner._store import RunStore, Trial, is_run_dir
+from nasforge.runner._store import RunStore, Trial, check_new_run_dir, is_run_dir
 
 __all__ = [
     "Constraint",
@@ -21,6 +21,7 @@ __all__ = [
     "SearchResult",
     "Trial",
     "best_trial",
+    "check_new_run_dir",
     "check_satisfiable",
     "cost_numbers",
     "evaluate_safely",

@@ -144,6 +144,19 @@ def is_run_dir(path: str | os.PathLike[str]) -> bool:
     return row is not None and row[0] == FORMAT
 
 
+def check_new_run_dir(out_dir: str | os.PathLike[str]) -> Path:
+    """``out_dir`` as a Path if a new run may be created there (absent or an empty folder); else one clear line."""
+    path = Path(out_dir)
+    if path.exists():
+        if is_run_dir(path):
+            raise NasforgeError(f"{path} is already a nasforge run; resume it or choose a new directory")
+        if not path.is_dir():
+            raise NasforgeError(f"output path {path} exists and is not a directory; choose a new directory")
+        if any(path.iterdir()):
+            raise NasforgeError(f"output directory {path} exists and is not a nasforge run; refusing to write")
+    return path
+
+
 def _connect(db: Path) -> sqlite3.Connection:
     con = sqlite3.connect(db, isolation_level=None, timeout=30.0)
     con.execute("PRAGMA journal_mode=WAL")
@@ -162,14 +175,7 @@ class RunStore:
     @classmethod
     def create(cls, out_dir: str | os.PathLike[str], config: dict[str, Any]) -> RunStore:
         """A new run at ``out_dir``, which must not exist or be an empty folder (never overwritten)."""
-        path = Path(out_dir)
-        if path.exists():
-            if is_run_dir(path):
-                raise NasforgeError(f"{path} is already a nasforge run; resume it or choose a new directory")
-            if not path.is_dir():
-                raise NasforgeError(f"output path {path} exists and is not a directory; choose a new directory")
-            if any(path.iterdir()):
-                raise NasforgeError(f"output directory {path} exists and is not a nasforge run; refusing to write")
+        path = check_new_run_dir(out_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
         try:
