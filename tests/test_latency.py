@@ -10,7 +10,7 @@ from torch import nn
 
 from nasforge.cli import main
 from nasforge.errors import NasforgeError
-from nasforge.hardware import measure_latency
+from nasforge.hardware import measure_latencies, measure_latency
 from nasforge.hardware._latency import stats_of
 
 TINY = ["-o", "stage_channels=16,24", "-o", "stage_strides=2,2", "-o", "depths=1", "-o", "kernels=3",
@@ -41,6 +41,33 @@ def test_measure_is_positive_stable_and_restores_threads() -> None:
     big = measure_latency(nn.Sequential(*[nn.Conv2d(16, 16, 3, padding=1) for _ in range(8)]), (1, 16, 64, 64),
                           warmup=2, repeats=7)
     assert big.min_ms > a.min_ms  # 8 convs on 64x64 cost more than the tiny net on 32x32
+
+
+def test_warmup_lasts_at_least_min_warmup_s() -> None:
+    calls = []
+    m = nn.Identity()
+    m.register_forward_hook(lambda *a: calls.append(1))
+    measure_latency(m, (1, 4), warmup=1, repeats=1, min_warmup_s=0.05)
+    assert len(calls) > 3  # far more than warmup + repeats: the warm-up ran for 50 ms
+
+
+def test_measure_latencies_interleaves_rounds_per_module_shapes_and_restores_modes() -> None:
+    order: list[str] = []
+    small, big = _net().train(), nn.Sequential(*[nn.Conv2d(16, 16, 3, padding=1) for _ in range(8)]).eval()
+    small.register_forward_hook(lambda *a: order.append("s"))
+    big.register_forward_hook(lambda *a: order.append("b"))
+    before = torch.get_num_threads()
+    a, b = measure_latencies([small, big], [(1, 3, 32, 32), (1, 16, 64, 64)], warmup=1, repeats=3, rounds=4,
+                             min_warmup_s=0.0)
+    assert a.repeats == b.repeats == 12 and b.min_ms > a.min_ms
+    assert "".join(order) == "ssssbbbb" * 4  # every round runs each module (1 warm-up + 3 timed) in turn
+    assert small.training and not big.training and torch.get_num_threads() == before
+    (c,) = measure_latencies([_net()], (1, 3, 16, 16), repeats=2, rounds=2, min_warmup_s=0.0)  # one shared shape
+    assert c.repeats == 4 and c.min_ms > 0
+    with pytest.raises(NasforgeError, match="2 modules but 3 input shapes"):
+        measure_latencies([small, big], [(1, 3, 8, 8)] * 3)
+    with pytest.raises(NasforgeError, match="rounds=0"):
+        measure_latencies([small], (1, 3, 8, 8), rounds=0)
 
 
 def test_onnxruntime() -> None:

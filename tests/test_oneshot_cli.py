@@ -39,6 +39,9 @@ def test_proxyless_reports_latencies_and_spos_searches(tmp_path, capsys) -> None
                           "--supernet-option", "width=0.5", "--out", str(tmp_path / "p")])
     assert s["arch"].startswith("r8-w0.5|")  # the supernet's resolution (smallest) and the asked width
     assert s["expected_latency"] > 0 and s["predicted_latency"] > 0 and s["latency_target"] == 50
+    assert s["measured_latency"] > 0  # the derived network timed on the host, as the table was fitted
+    cal = s["latency_calibration"]
+    assert cal["calibration_networks"] >= 24 and 0 <= cal["calibration_mean_rel_err"] <= cal["calibration_max_rel_err"]
     s = run_json(capsys, ["oneshot", "spos", *MOBILE, *TINY, "--budget", "3", "--out", str(tmp_path / "s")])
     assert s["search_trials"] == 3 and 0 <= s["val_acc"] <= 100
     assert (tmp_path / "s" / "history.png").exists() and (tmp_path / "s" / "search").is_dir()

@@ -82,6 +82,8 @@ def _print(console: Console, s: dict[str, Any]) -> None:
     line = f"  MACs {c['macs']:,}  params {c['params']:,}  {s['epochs']} epochs in {s['seconds']:.1f} s"
     if "expected_latency" in s:
         line += f"  E[lat] {s['expected_latency']:.3f} ms  predicted {s['predicted_latency']:.3f} ms"
+        if "measured_latency" in s:
+            line += f"  measured {s['measured_latency']:.3f} ms"
     if "val_acc" in s:
         line += f"  val acc {s['val_acc']:.2f}"
     console.print(line)

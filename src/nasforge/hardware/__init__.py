@@ -11,7 +11,7 @@ from nasforge.hardware._devices import (
     load_devices,
     parse_bytes,
 )
-from nasforge.hardware._latency import LatencyStats, measure_latency, measure_onnx_file
+from nasforge.hardware._latency import LatencyStats, measure_latencies, measure_latency, measure_onnx_file
 from nasforge.hardware._lut import (
     LatencyTable,
     build_table,
@@ -36,6 +36,7 @@ __all__ = [
     "load_devices",
     "load_latency_model",
     "load_ofa_table",
+    "measure_latencies",
     "measure_latency",
     "measure_onnx_file",
     "parse_bytes",

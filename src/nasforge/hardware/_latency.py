@@ -2,8 +2,13 @@
 
 Every measurement runs ``warmup`` untimed calls, then ``repeats`` timed calls of one forward pass at
 batch size ``input_shape[0]`` (pass ``(1, C, H, W)`` for per-sample latency), and reports the median,
-minimum and inter-quartile range in milliseconds. The median is the number to use: it ignores the
-occasional preempted run that a mean would absorb.
+minimum and inter-quartile range in milliseconds. Warm-up lasts at least ``min_warmup_s`` as well: a host
+that has been idle runs the first fraction of a second up to 2x slower. The median is the number to use on a
+quiet machine: it ignores the occasional preempted run that a mean would absorb.
+
+On a shared host (a VM, a laptop with other work) slow spells last seconds, longer than one measurement, so
+compare modules with ``measure_latencies``: it interleaves them over several rounds spread in time, and the
+minimum over all rounds (uncontended latency) is the stable figure; every module sees the same spells.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -66,9 +71,12 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def _time_calls(fn: Callable[[], Any], warmup: int, repeats: int,
-                sync: Callable[[], None] | None = None) -> list[float]:
-    for _ in range(warmup):
+                sync: Callable[[], None] | None = None, min_warmup_s: float = 0.0) -> list[float]:
+    t_end = time.perf_counter() + min_warmup_s
+    n = 0
+    while n < warmup or time.perf_counter() < t_end:
         fn()
+        n += 1
     if sync is not None:
         sync()
     out = []
@@ -99,7 +107,7 @@ def _check(input_shape: Sequence[int], device: str, runtime: str, threads: int, 
 
 
 def measure_latency(module: nn.Module, input_shape: Sequence[int], device: str = "cpu", runtime: str = "torch",
-                    threads: int = 1, warmup: int = 10, repeats: int = 50) -> LatencyStats:
+                    threads: int = 1, warmup: int = 10, repeats: int = 50, min_warmup_s: float = 0.1) -> LatencyStats:
     """Latency of one forward pass of ``module`` in eval mode on an input of ``input_shape`` (batch first).
 
     ``device``: ``cpu``/``host`` (torch threads pinned to ``threads`` and restored afterwards) or ``cuda``
@@ -108,7 +116,7 @@ def measure_latency(module: nn.Module, input_shape: Sequence[int], device: str =
     """
     dev = _check(input_shape, device, runtime, threads, warmup, repeats)
     if runtime == "onnxruntime":
-        return _measure_onnx(module, input_shape, threads, warmup, repeats)
+        return _measure_onnx(module, input_shape, threads, warmup, repeats, min_warmup_s)
     import torch
 
     if dev != "cpu" and not torch.cuda.is_available():
@@ -119,7 +127,7 @@ def measure_latency(module: nn.Module, input_shape: Sequence[int], device: str =
         if dev == "cpu":
             x = torch.randn(*input_shape)
             with torch_threads(threads), torch.inference_mode():
-                times = _time_calls(lambda: module(x), warmup, repeats)
+                times = _time_calls(lambda: module(x), warmup, repeats, None, min_warmup_s)
             return stats_of(times, "cpu", "torch", threads)
         params = list(module.parameters())
         home = params[0].device if params else torch.device("cpu")
@@ -127,12 +135,64 @@ def measure_latency(module: nn.Module, input_shape: Sequence[int], device: str =
         try:
             x = torch.randn(*input_shape, device=dev)
             with torch.inference_mode():
-                times = _time_calls(lambda: module(x), warmup, repeats, lambda: torch.cuda.synchronize(dev))
+                times = _time_calls(lambda: module(x), warmup, repeats, lambda: torch.cuda.synchronize(dev),
+                                    min_warmup_s)
         finally:
             module.to(home)
         return stats_of(times, dev, "torch", threads)
     finally:
         module.train(was_training)
+
+
+def measure_latencies(modules: Sequence[nn.Module], input_shapes: Sequence[Sequence[int]] | Sequence[int],
+                      device: str = "cpu", threads: int = 1, warmup: int = 2, repeats: int = 10, rounds: int = 5,
+                      min_warmup_s: float = 0.3) -> list[LatencyStats]:
+    """Latencies of several modules (torch, eval mode), interleaved: ``rounds`` times, each module runs
+    ``warmup`` untimed then ``repeats`` timed calls. ``input_shapes`` is one shape for all or one per module.
+
+    The rounds spread every module's samples over the whole measurement, so a slow spell of the host hits all
+    of them alike; ``min_ms`` (uncontended latency) is then stable across processes to a few percent where
+    a single burst of calls can be 2x off. The whole set first warms up for ``min_warmup_s``.
+    """
+    import torch
+
+    shapes: list[tuple[int, ...]] = []
+    for s in input_shapes:
+        if isinstance(s, int):  # one shape for every module
+            shapes = [tuple(int(v) for v in cast(Sequence[int], input_shapes))] * len(modules)
+            break
+        shapes.append(tuple(int(v) for v in s))
+    if len(shapes) != len(modules):
+        raise NasforgeError(f"{len(modules)} modules but {len(shapes)} input shapes; give one shape or one each")
+    if rounds < 1:
+        raise NasforgeError(f"rounds={rounds} must be >= 1")
+    dev = "cpu"
+    for shp in shapes or [(1, 1)]:
+        dev = _check(shp, device, "torch", threads, warmup, repeats)
+    if dev != "cpu" and not torch.cuda.is_available():
+        raise NasforgeError(f"device {device!r} asked for but CUDA is not available here; use --device cpu")
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev != "cpu" else None
+    modes = [m.training for m in modules]
+    homes = [next((p.device for p in m.parameters()), torch.device("cpu")) for m in modules]
+    times: list[list[float]] = [[] for _ in modules]
+    try:
+        xs = []
+        for m, shp in zip(modules, shapes, strict=True):
+            m.eval().to(dev)
+            xs.append(torch.randn(*shp, device=dev))
+        calls = [(lambda m=m, x=x: m(x)) for m, x in zip(modules, xs, strict=True)]
+        with torch_threads(threads), torch.inference_mode():
+            t_end = time.perf_counter() + min_warmup_s
+            while calls and time.perf_counter() < t_end:
+                for fn in calls:
+                    fn()
+            for _ in range(rounds):
+                for fn, out in zip(calls, times, strict=True):
+                    out.extend(_time_calls(fn, warmup, repeats, sync))
+    finally:
+        for m, mode, home in zip(modules, modes, homes, strict=True):
+            m.to(home).train(mode)
+    return [stats_of(t, dev, "torch", threads) for t in times]
 
 
 def export_onnx(module: nn.Module, input_shape: Sequence[int], path: str | os.PathLike[str]) -> None:
@@ -153,7 +213,7 @@ def export_onnx(module: nn.Module, input_shape: Sequence[int], path: str | os.Pa
 
 
 def measure_onnx_file(path: str | os.PathLike[str], input_shape: Sequence[int], threads: int = 1,
-                      warmup: int = 10, repeats: int = 50) -> LatencyStats:
+                      warmup: int = 10, repeats: int = 50, min_warmup_s: float = 0.1) -> LatencyStats:
     """Latency of an exported ONNX model in an onnxruntime CPU session."""
     _check(input_shape, "cpu", "onnxruntime", threads, warmup, repeats)
     import onnxruntime as ort
@@ -168,13 +228,13 @@ def measure_onnx_file(path: str | os.PathLike[str], input_shape: Sequence[int], 
         raise NasforgeError(f"cannot load ONNX model {str(path)!r}: {str(e).splitlines()[0]}") from None
     name = sess.get_inputs()[0].name
     x = np.random.default_rng(0).standard_normal(tuple(int(s) for s in input_shape)).astype(np.float32)
-    times = _time_calls(lambda: sess.run(None, {name: x}), warmup, repeats)
+    times = _time_calls(lambda: sess.run(None, {name: x}), warmup, repeats, None, min_warmup_s)
     return stats_of(times, "cpu", "onnxruntime", threads)
 
 
 def _measure_onnx(module: nn.Module, input_shape: Sequence[int], threads: int, warmup: int,
-                  repeats: int) -> LatencyStats:
+                  repeats: int, min_warmup_s: float) -> LatencyStats:
     with tempfile.TemporaryDirectory(prefix="nasforge-onnx-") as d:
         path = os.path.join(d, "model.onnx")
         export_onnx(module, input_shape, path)
-        return measure_onnx_file(path, input_shape, threads, warmup, repeats)
+        return measure_onnx_file(path, input_shape, threads, warmup, repeats, min_warmup_s)

@@ -506,45 +506,58 @@ def block_inputs(net: Supernet, input_shape: Sequence[int]) -> dict[int, tuple[i
     return shapes
 
 
-def measure_choice_latency(net: Supernet, input_shape: Sequence[int], repeats: int = 20,
-                           warmup: int = 3, calibrate: int = 6, seed: int = 0) -> tuple[Tensor, float]:
-    """Host-measured latency table: each candidate of every choice block timed (ms, batch 1, the minimum of
-    ``repeats`` runs, robust to other load on a shared host) on the input
-    shape it sees, summed per (unit, choice); plus the base (everything but the choice blocks), measured
-    as the whole network on its cheapest path minus that path's table entries (clamped at 0).
+def measure_choice_latency(net: Supernet, input_shape: Sequence[int], repeats: int = 10, warmup: int = 2,
+                           calibrate: int = 24, seed: int = 0, rounds: int = 5, threads: int = 1,
+                           info: dict[str, Any] | None = None) -> tuple[Tensor, float]:
+    """Host-measured latency table (ms, batch 1): each candidate of every choice block timed on the input shape
+    it sees and summed per (unit, choice), plus the base (everything but the choice blocks: the stand-alone
+    network of the cheapest path minus that path's entries, clamped at 0).
 
-    Ops timed one by one miss what running them inside a network costs (framework overhead per layer, caches),
-    so with ``calibrate > 0`` the table is then fitted to whole stand-alone networks: the cheapest path, the
-    dearest path and ``calibrate`` random ones are timed and ``measured ~ a * table + b`` (least squares)
-    rescales the entries by ``a`` and the base to ``a * base + b``.
+    Timings interleave all modules over ``rounds`` and keep the minimum (``hardware.measure_latencies``): on a
+    shared host a single burst can be 2x off. Ops timed one by one still miss what running them inside a
+    network costs (per-layer overhead, caches), so with ``calibrate > 0`` the table is then fitted to that
+    many random whole stand-alone networks plus the cheapest and dearest path (``calibrate_table``). ``info``,
+    when given, receives the fit's figures.
     """
+    from nasforge.hardware import measure_latencies
+
     shapes = block_inputs(net, input_shape)
-    dev = net.alpha.device
+    dev = str(net.alpha.device)
     table = torch.zeros(len(net.groups), max(net.unit_sizes()))
-    cache: dict[tuple[int, int, tuple[int, ...]], float] = {}
-    with torch.no_grad():
-        for k, group in enumerate(net.groups):
-            for blk in group:
-                shp = shapes[id(blk)]
-                for i, op in enumerate(blk.ops):
-                    if blk.is_zero[i]:
-                        continue
-                    key = (k, i, shp)
-                    if key not in cache:
-                        cache[key] = _time_ms(op, torch.zeros(shp, device=dev), repeats, warmup)
-                    table[k, i] += cache[key]
-        cheap = [int(table[k, :n].argmin()) for k, n in enumerate(net.unit_sizes())]
-        net.set_single(cheap)
-        whole = _time_ms(net, torch.zeros(1, *input_shape, device=dev), repeats, warmup)
-    base = max(0.0, whole - sum(float(table[k, c]) for k, c in enumerate(cheap)))
+    ops: dict[tuple[int, int, tuple[int, ...]], torch.nn.Module] = {}
+    for k, group in enumerate(net.groups):
+        for blk in group:
+            for i, op in enumerate(blk.ops):
+                if not blk.is_zero[i]:
+                    ops.setdefault((k, i, shapes[id(blk)]), op)
+    keys = list(ops)
+    stats = measure_latencies([ops[key] for key in keys], [key[2] for key in keys], dev, threads, warmup, repeats,
+                              rounds)
+    ms = {key: st.min_ms for key, st in zip(keys, stats, strict=True)}
+    for k, group in enumerate(net.groups):
+        for blk in group:
+            for i in range(len(blk.ops)):
+                if not blk.is_zero[i]:
+                    table[k, i] += ms[(k, i, shapes[id(blk)])]
     if calibrate > 0:
-        table, base = calibrate_table(net, table, base, input_shape, calibrate, seed, repeats, warmup)
-    return table, base
+        return calibrate_table(net, table, 0.0, input_shape, calibrate, seed, repeats, warmup, rounds, threads, info)
+    cheap = [int(table[k, :n].argmin()) for k, n in enumerate(net.unit_sizes())]
+    std = net.to_standalone(net.arch_of(cheap))
+    (whole,) = measure_latencies([std], (1, *input_shape), dev, threads, warmup, repeats, rounds)
+    return table, max(0.0, whole.min_ms - sum(float(table[k, c]) for k, c in enumerate(cheap)))
 
 
-def calibrate_table(net: Supernet, table: Tensor, base: float, input_shape: Sequence[int], n: int = 6,
-                    seed: int = 0, repeats: int = 20, warmup: int = 3) -> tuple[Tensor, float]:
-    """Fit a per-op latency table to measured whole stand-alone networks: ``measured ~ a * predicted + b``."""
+def calibrate_table(net: Supernet, table: Tensor, base: float, input_shape: Sequence[int], n: int = 24,
+                    seed: int = 0, repeats: int = 10, warmup: int = 2, rounds: int = 5, threads: int = 1,
+                    info: dict[str, Any] | None = None) -> tuple[Tensor, float]:
+    """Fit a per-op latency table to measured whole stand-alone networks, ``measured ~ a * predicted + b``
+    (least squares over ``n`` random paths plus the cheapest and dearest), measured interleaved.
+
+    ``info`` receives ``calibration_networks``, the slope and offset, and the fit's mean and largest relative
+    error on those networks (``calibration_mean_rel_err``, ``calibration_max_rel_err``).
+    """
+    from nasforge.hardware import measure_latencies
+
     rng = np.random.default_rng(seed)
     sizes = net.unit_sizes()
     archs = [net.sample(rng) for _ in range(n)]
@@ -552,20 +565,21 @@ def calibrate_table(net: Supernet, table: Tensor, base: float, input_shape: Sequ
     with contextlib.suppress(NasforgeError):
         for pick in (torch.argmin, torch.argmax):
             archs.append(net.arch_of([int(pick(table[k, :m])) for k, m in enumerate(sizes)]))
-    x = torch.zeros(1, *input_shape, device=net.alpha.device)
-    pred, meas = [], []
-    with torch.no_grad():
-        for arch in archs:
-            std = net.to_standalone(arch).to(x.device)
-            meas.append(_time_ms(std, x, repeats, warmup))
-            pred.append(path_latency(net, table, arch, base))
-    p_arr, m_arr = np.asarray(pred, dtype=float), np.asarray(meas, dtype=float)
+    nets = [net.to_standalone(a) for a in archs]
+    stats = measure_latencies(nets, (1, *input_shape), str(net.alpha.device), threads, warmup, repeats, rounds)
+    m_arr = np.asarray([st.min_ms for st in stats], dtype=float)
+    p_arr = np.asarray([path_latency(net, table, a, base) for a in archs], dtype=float)
     a, b = np.polyfit(p_arr, m_arr, 1) if np.ptp(p_arr) > 0 else (0.0, 0.0)
     # the offset goes into the base (it may turn negative: only whole-path sums are latencies); if that would
     # price some path at <= 0, or there is no usable slope, fall back to a plain ratio
     lo = latency_range(table, sizes, base)[0]
     if not a > 0 or float(a) * lo + float(b) <= 0:
         a, b = float(m_arr.mean() / max(float(p_arr.mean()), 1e-9)), 0.0
+    rel = (float(a) * p_arr + float(b)) / m_arr - 1
+    if info is not None:
+        info.update(calibration_networks=len(archs), calibration_slope=float(a), calibration_offset_ms=float(b),
+                    calibration_mean_rel_err=float(np.abs(rel).mean()),
+                    calibration_max_rel_err=float(np.abs(rel).max()))
     return table * float(a), float(a) * base + float(b)
 
 
@@ -588,21 +602,6 @@ def table_from_lut(net: Supernet, lut: Any, input_shape: Sequence[int]) -> tuple
     except (NasforgeError, AttributeError):  # the table cannot price the whole network: its constant only
         return table, base
     return table, max(0.0, whole - path_latency(net, table, arch))
-
-
-def _time_ms(module: torch.nn.Module, x: Tensor, repeats: int, warmup: int) -> float:
-    module.eval()
-    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
-    for _ in range(warmup):
-        module(x)
-    ts = []
-    for _ in range(repeats):
-        sync()
-        t = time.perf_counter()
-        module(x)
-        sync()
-        ts.append(time.perf_counter() - t)
-    return float(np.min(ts) * 1e3)  # the minimum: robust to other processes on a shared host
 
 
 # -- memory of one training step ------------------------------------------------------------------------

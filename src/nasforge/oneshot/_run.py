@@ -122,9 +122,10 @@ def prepare_space(cfg: OneShotConfig, num_classes: int, channels: int) -> tuple[
     return space, net, shape
 
 
-def latency_model(cfg: OneShotConfig, net: Supernet, shape: tuple[int, ...],
-                  status: Status | None = None) -> tuple[torch.Tensor, float, str]:
-    """(per-unit latency table in ms, base ms, its source): a loaded lookup table or host measurements."""
+def latency_model(cfg: OneShotConfig, net: Supernet, shape: tuple[int, ...], status: Status | None = None,
+                  info: dict[str, Any] | None = None) -> tuple[torch.Tensor, float, str]:
+    """(per-unit latency table in ms, base ms, its source): a loaded lookup table or host measurements
+    (whose calibration figures go into ``info``)."""
     if cfg.latency_model is not None:
         from nasforge.hardware import LatencyTable
 
@@ -133,7 +134,7 @@ def latency_model(cfg: OneShotConfig, net: Supernet, shape: tuple[int, ...],
         return table, base, f"lookup table {cfg.latency_model} ({lut.device})"
     if status:
         status("measuring every candidate's latency on the host (batch 1)")
-    table, base = measure_choice_latency(net, shape)
+    table, base = measure_choice_latency(net, shape, seed=cfg.seed, info=info)
     return table, base, "host-measured (torch, CPU, batch 1)"
 
 
@@ -147,9 +148,10 @@ def run_oneshot(cfg: OneShotConfig, progress: Callable[[int, dict[str, float]], 
     space, net, shape = prepare_space(cfg, info.num_classes, info.input_shape[0])
     table: torch.Tensor | None = None
     base, lat_source = 0.0, ""
+    calib: dict[str, Any] = {}
     if cfg.method == "proxyless":
         if cfg.latency_target_ms is not None or cfg.latency_model is not None:
-            table, base, lat_source = latency_model(cfg, net, shape, status)
+            table, base, lat_source = latency_model(cfg, net, shape, status, calib)
         if table is not None and cfg.latency_target_ms is not None:
             lo, _ = latency_range(table, net.unit_sizes(), base)
             if cfg.latency_target_ms < lo:
@@ -198,6 +200,12 @@ def run_oneshot(cfg: OneShotConfig, progress: Callable[[int, dict[str, float]], 
         summary["predicted_latency"] = path_latency(net, table, res.arch, base)
         summary["latency_target"] = cfg.latency_target_ms
         summary["latency_model"] = lat_source
+        if cfg.latency_model is None:  # host-measured: the derived network timed the way the table was fitted
+            from nasforge.hardware import measure_latencies
+
+            (st,) = measure_latencies([net.to_standalone(res.arch)], (1, *shape))  # on the host, as the table
+            summary["measured_latency"] = st.min_ms
+            summary["latency_calibration"] = calib
     return write_run(cfg, net, res, summary, search_trials)
 
 
