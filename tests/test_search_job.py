@@ -100,3 +100,33 @@ def test_latency_constraint_needs_a_model(tmp_path: Path, capsys: pytest.Capture
                  "--out", str(tmp_path / "r")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def _evaluated(run: Path) -> int:
+    from nasforge.runner import RunStore
+
+    with RunStore.open(run) as store:
+        return sum(t.status != "infeasible" for t in store.trials())
+
+
+def test_resume_keeps_the_stored_options_unless_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Resuming without --budget keeps the run's budget (not the default 20); --budget N extends it; another
+    option that differs from the stored run is one line, exit 2."""
+    out = tmp_path / "run"
+    assert main(["search", "--budget", "2", "--epochs", "1", "--final-epochs", "1", "--out", str(out), "--json"]) == 0
+    assert _evaluated(out) == 2
+    assert main(["search", "--out", str(out), "--resume", "--json"]) == 0
+    assert _evaluated(out) == 2
+    assert json.loads((out / "best" / "summary.json").read_text())["final_epochs"] == 1
+    capsys.readouterr()
+    assert main(["search", "--out", str(out), "--resume", "--epochs", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "epochs was 1, now 2" in err and len(err.splitlines()) == 1, err
+    assert main(["search", "--out", str(out), "--resume", "--budget", "3", "--epochs", "1", "--json"]) == 0
+    assert _evaluated(out) == 3
+    assert main(["search", "--out", str(out), "--resume", "--json"]) == 0  # the extended budget is the run's now
+    assert _evaluated(out) == 3
+    from nasforge.runner import RunStore
+
+    with RunStore.open(out) as store:
+        assert store.config["budget"] == 3 and store.config["extra"]["job"]["budget"] == 3

@@ -58,23 +58,26 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Hardware-aware search: find the most accurate network that fits the device (writes a run directory)."""
-    cfg = JobConfig()
+    # only the options given (flags over --config) are passed on: a new run fills the others with the defaults,
+    # --resume with the stored run's values
+    given: dict[str, Any] = {}
     if config is not None:
-        cfg = cfg.merged(JobConfig.from_yaml(config))
+        given.update({k: v for k, v in JobConfig.from_yaml(config).items() if v is not None})
     flags = {"space": space, "strategy": strategy, "estimator": estimator, "dataset": dataset, "data_dir": data_dir,
              "subset": subset, "device": device, "precision": precision,
              "latency_model": latency_model, "budget": budget, "epochs": epochs,
              "final_epochs": final_epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "workers": workers,
              "out": out}
-    cfg = cfg.merged(flags)
+    given.update({k: v for k, v in flags.items() if v is not None})
     if space_option:
-        cfg.space_options = {**cfg.space_options, **parse_options(space_option, "--space-option")}
+        given["space_options"] = {**given.get("space_options", {}), **parse_options(space_option, "--space-option")}
     if strategy_option:
-        cfg.strategy_options = {**cfg.strategy_options, **parse_options(strategy_option, "--strategy-option")}
+        given["strategy_options"] = {**given.get("strategy_options", {}),
+                                     **parse_options(strategy_option, "--strategy-option")}
     if constraint:
-        cfg.constraints = [*cfg.constraints, *constraint]
-    if cfg.device in ("", "none"):
-        cfg.device = None
+        given["constraints"] = [*given.get("constraints", []), *constraint]
+    if given.get("device") in ("", "none"):
+        given["device"] = None
     console = Console(stderr=True, quiet=as_json)
     bar = Progress(TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"),
                    TimeElapsedColumn(), console=console, transient=False)
@@ -87,7 +90,7 @@ def search(
         bar.update(task, completed=done, total=total, best=text)
 
     with bar:
-        summary = run_job(cfg, progress=progress, resume=resume, status=lambda m: console.log(m))
+        summary = run_job(given, progress=progress, resume=resume, status=lambda m: console.log(m))
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
         return

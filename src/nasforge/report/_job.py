@@ -1,6 +1,8 @@
 """The main job: a hardware-aware search end to end, and the files of its run directory.
 
-``JobConfig`` holds every knob (flags and ``--config`` YAML map onto its fields). ``run_job`` validates
+``JobConfig`` holds every knob (flags and ``--config`` YAML map onto its fields). ``run_job`` takes the options
+that were given: a new run fills the others with ``JobConfig``'s defaults, a resumed run with the stored run's
+values (only ``RESUME_MAY_CHANGE`` may differ from them). It validates
 everything before it touches the disk (unknown names, malformed constraints, a device no architecture of the
 space can meet), runs the search, trains the best candidate once more for its test accuracy, and writes
 ``best/`` (``model.pt``, ``model.onnx`` checked with onnxruntime, ``summary.json``), ``pareto.png``,
@@ -85,6 +87,20 @@ class JobConfig:
             if k not in known:
                 raise NasforgeError(f"config file {p}: unknown key {k!r}; allowed: {', '.join(sorted(known))}")
         return data
+
+    @staticmethod
+    def given(options: JobConfig | Mapping[str, Any]) -> dict[str, Any]:
+        """The options that were given: a mapping's keys (checked against the fields), or the fields of a
+        ``JobConfig`` that differ from the defaults (pass a mapping to give a default value explicitly)."""
+        if isinstance(options, JobConfig):
+            default = JobConfig()
+            return {f.name: getattr(options, f.name) for f in dataclasses.fields(JobConfig)
+                    if getattr(options, f.name) != getattr(default, f.name)}
+        known = {f.name for f in dataclasses.fields(JobConfig)}
+        for k in options:
+            if k not in known:
+                raise NasforgeError(f"unknown search option {k!r}; allowed: {', '.join(sorted(known))}")
+        return dict(options)
 
     def merged(self, changes: Mapping[str, Any]) -> JobConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -181,13 +197,20 @@ def prepare(cfg: JobConfig) -> Prepared:
 Progress = Callable[..., None]
 
 
-def run_job(cfg: JobConfig, progress: Progress | None = None, resume: bool = False,
+def run_job(cfg: JobConfig | Mapping[str, Any], progress: Progress | None = None, resume: bool = False,
             status: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Search, then train the best once more (test accuracy), export it, plot and write the report."""
+    """Search, then train the best once more (test accuracy), export it, plot and write the report.
+
+    ``cfg`` holds the options given (see ``JobConfig.given``): a new run takes ``JobConfig``'s defaults for the
+    others, ``resume=True`` the stored run's, so resuming without ``budget`` keeps the run's budget.
+    """
     from nasforge.runner import run_search
 
     say = status or (lambda _msg: None)
-    prep = _prepare_resume(cfg) if resume else prepare(cfg)
+    if resume:
+        prep = _prepare_resume(JobConfig.given(cfg))
+    else:
+        prep = prepare(cfg if isinstance(cfg, JobConfig) else JobConfig(**JobConfig.given(cfg)))
     result = run_search(prep.space, prep.config.strategy, prep.estimator, prep.config.budget,
                         prep.constraints, seed=prep.config.seed, out_dir=prep.out_dir,
                         workers=prep.config.workers, resume=resume, progress=progress,
@@ -206,19 +229,42 @@ def run_job(cfg: JobConfig, progress: Progress | None = None, resume: bool = Fal
     return summary
 
 
-def _prepare_resume(cfg: JobConfig) -> Prepared:
+#: Options a resumed run may change: the number of evaluations, how many run in parallel (the trials do not depend
+#: on it) and the final training of the best (after the search). Any other option given must equal the stored one.
+RESUME_MAY_CHANGE = ("budget", "workers", "final_epochs")
+
+
+def _prepare_resume(given: Mapping[str, Any]) -> Prepared:
+    """The stored run's config with the given options that may change on resume; a conflicting one is an error."""
     from nasforge.runner import RunStore, is_run_dir
 
-    if not cfg.out or not is_run_dir(cfg.out):
-        raise NasforgeError(f"--resume needs --out to name an existing nasforge run, got {cfg.out!r}")
-    with RunStore.open(cfg.out) as store:
-        job = dict(store.config.get("extra", {}).get("job") or {})
+    out = given.get("out")
+    if not out or not is_run_dir(out):
+        raise NasforgeError(f"--resume needs --out to name an existing nasforge run, got {out!r}")
+    with RunStore.open(out) as store:
+        run = store.config
+    job = dict((run.get("extra") or {}).get("job") or {})
     if not job:
-        raise NasforgeError(f"{cfg.out} was not written by `nasforge search`; cannot resume it here")
-    old = JobConfig(**job)
-    old = dataclasses.replace(old, budget=cfg.budget or old.budget, out=cfg.out)
-    prep = prepare(dataclasses.replace(old, out=None))
-    prep.out_dir = Path(cfg.out)
+        raise NasforgeError(f"{out} was not written by `nasforge search`; cannot resume it here")
+    known = {f.name for f in dataclasses.fields(JobConfig)}
+    old = JobConfig(**{k: v for k, v in job.items() if k in known})
+    # the runner records the budget and workers of the latest resume at the top level of the run's config
+    old = dataclasses.replace(old, budget=run.get("budget", old.budget), workers=run.get("workers", old.workers))
+    for key, value in given.items():
+        if key == "out" or key in RESUME_MAY_CHANGE:
+            continue
+        stored = getattr(old, key)
+        if key in ("space_options", "strategy_options") and isinstance(value, dict) and isinstance(stored, dict):
+            same = all(k in stored and stored[k] == v for k, v in value.items())  # stored holds resolved options
+        else:
+            same = stored == value
+        if not same:
+            raise NasforgeError(f"cannot resume {out}: {key} was {stored!r}, now {value!r}; on resume only "
+                                f"{', '.join(RESUME_MAY_CHANGE)} may change")
+    new = dataclasses.replace(old, **{k: given[k] for k in RESUME_MAY_CHANGE if k in given})
+    prep = prepare(dataclasses.replace(new, out=None))
+    prep.config = new
+    prep.out_dir = Path(out)
     return prep
 
 

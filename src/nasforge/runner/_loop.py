@@ -210,8 +210,13 @@ def run_search(
         if resume:
             store = RunStore.open(out_dir)
             _check_same_run(store.config, cfg, Path(out_dir))
+            changes: dict[str, Any] = {}
             if store.config.get("budget") != budget or store.config.get("workers") != workers:
-                store.update_config(budget=budget, workers=workers, max_trials=cap)
+                changes.update(budget=budget, workers=workers, max_trials=cap)
+            if config is not None and store.config.get("extra") != config:
+                changes["extra"] = config  # e.g. the job's own record of its budget
+            if changes:
+                store.update_config(**changes)
         else:
             store = RunStore.create(out_dir, {**cfg, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     try:
