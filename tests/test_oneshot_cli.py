@@ -47,6 +47,23 @@ def test_proxyless_reports_latencies_and_spos_searches(tmp_path, capsys) -> None
     assert (tmp_path / "s" / "history.png").exists() and (tmp_path / "s" / "search").is_dir()
 
 
+def test_darts_pt_selection_uses_only_val_subset_images(tmp_path, capsys, monkeypatch) -> None:
+    """--val-subset caps the validation data DARTS-PT scores (every one of its evaluations), not only training."""
+    from nasforge.oneshot import _methods
+
+    seen: list[int] = []
+    mixed_accuracy = _methods._mixed_accuracy
+
+    def spy(net, val, batch_size):
+        seen.append(len(val[0]))
+        return mixed_accuracy(net, val, batch_size)
+
+    monkeypatch.setattr(_methods, "_mixed_accuracy", spy)
+    s = run_json(capsys, ["oneshot", "darts", *NB201, "--dataset", "digits", "--subset", "64", "--val-subset", "20",
+                          "--epochs", "1", "--batch-size", "32", "--selection", "pt", "--out", str(tmp_path / "d")])
+    assert "alpha_arch" in s and len(seen) > 6 and set(seen) == {20}  # digits' whole validation split is 144
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["oneshot", "enas", *TINY], "unknown one-shot method 'enas'; allowed: darts, proxyless, spos"),
     (["oneshot", "darts", "--space", "nope", *TINY], "unknown space 'nope'"),
@@ -58,6 +75,8 @@ def test_proxyless_reports_latencies_and_spos_searches(tmp_path, capsys) -> None
      "does not exist"),
     (["oneshot", "proxyless", *MOBILE, "--latency-target", "0.00001", *TINY], "unreachable: the smallest reachable"),
     (["oneshot", "proxyless", *MOBILE, "--supernet-option", "width=0.7", *TINY], "width=0.7 is not a choice"),
+    (["oneshot", "darts", *NB201, "--selection", "pt", "--val-subset", "0", *TINY],
+     "--val-subset 0 must be a positive number of images"),
 ])
 def test_bad_input_is_one_line_exit_2(args, message, capsys, tmp_path) -> None:
     assert main([*args, "--out", str(tmp_path / "x")]) == 2

@@ -24,6 +24,8 @@ def oneshot(
     dataset: Annotated[str, typer.Option(help="digits | fashion-mnist | cifar10")] = "digits",
     data_dir: Annotated[str | None, typer.Option(help="folder of the dataset's files")] = None,
     subset: Annotated[int | None, typer.Option(help="cap the training split at N images")] = None,
+    val_subset: Annotated[int | None, typer.Option(
+        help="cap the validation split at N images (alpha steps, DARTS-PT selection, scoring)")] = None,
     epochs: Annotated[int, typer.Option(help="supernet training epochs")] = 10,
     batch_size: Annotated[int, typer.Option()] = 64,
     lr: Annotated[float | None, typer.Option(help="weight learning rate (method default)")] = None,
@@ -52,8 +54,8 @@ def oneshot(
     cfg = OneShotConfig(
         method=method, space=space, space_options=parse_options(space_option, "--space-option"),
         supernet_options=parse_options(supernet_option, "--supernet-option"), dataset=dataset, data_dir=data_dir,
-        subset=subset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, order=order, max_skip=max_skip,
-        warmup_epochs=warmup_epochs, beta_decay=beta_decay, selection=selection,
+        subset=subset, val_subset=val_subset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, order=order,
+        max_skip=max_skip, warmup_epochs=warmup_epochs, beta_decay=beta_decay, selection=selection,
         latency_target_ms=latency_target, latency_model=None if latency_model is None else str(latency_model),
         beta=beta, budget=budget, strategy=strategy, constraints=list(constraint or []), device=device_torch,
         out=str(out) if out is not None else f"runs/oneshot-{method}-{seed}")

@@ -44,7 +44,8 @@ Status = Callable[[str], None]
 
 @dataclass
 class OneShotConfig:
-    """What a one-shot run was asked (written to ``config.yaml``)."""
+    """What a one-shot run was asked (written to ``config.yaml``); ``subset`` and ``val_subset`` cap the training
+    and validation splits (DARTS-PT scores the validation data some 36 times)."""
 
     method: str
     space: str = "nb201"
@@ -53,6 +54,7 @@ class OneShotConfig:
     dataset: str = "digits"
     data_dir: str | None = None
     subset: int | None = None
+    val_subset: int | None = None
     epochs: int = 10
     batch_size: int = 64
     lr: float | None = None
@@ -79,6 +81,9 @@ def _check(cfg: OneShotConfig) -> None:
         raise NasforgeError(f"unknown torch device {cfg.device!r}; allowed: {', '.join(DEVICES)}")
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise NasforgeError("--device-torch cuda asked for but CUDA is not available here; use cpu")
+    for flag, n in (("--subset", cfg.subset), ("--val-subset", cfg.val_subset)):
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise NasforgeError(f"{flag} {n!r} must be a positive number of images (or left out for all)")
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise NasforgeError(f"epochs={cfg.epochs} and batch size={cfg.batch_size} must be >= 1")
     if cfg.method != "proxyless" and (cfg.latency_target_ms is not None or cfg.latency_model is not None):
@@ -158,7 +163,8 @@ def run_oneshot(cfg: OneShotConfig, progress: Callable[[int, dict[str, float]], 
                 raise NasforgeError(f"latency target {cfg.latency_target_ms:g} ms is unreachable: the smallest "
                                     f"reachable is {lo:.4g} ms (base {base:.4g} + sum of per-decision minima "
                                     f"{lo - base:.4g}, {lat_source})")
-    ds = load_dataset(cfg.dataset, cfg.data_dir, split_seed=cfg.seed, subset=cfg.subset, resize=shape[1])
+    ds = load_dataset(cfg.dataset, cfg.data_dir, split_seed=cfg.seed, subset=(cfg.subset, cfg.val_subset, None),
+                      resize=shape[1])
     ds = ds.with_channels(shape[0])
     dev = torch.device(cfg.device)
     net.to(dev)
