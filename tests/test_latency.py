@@ -58,12 +58,14 @@ def test_measure_latencies_interleaves_rounds_per_module_shapes_and_restores_mod
     big.register_forward_hook(lambda *a: order.append("b"))
     before = torch.get_num_threads()
     a, b = measure_latencies([small, big], [(1, 3, 32, 32), (1, 16, 64, 64)], warmup=1, repeats=3, rounds=4,
-                             min_warmup_s=0.0)
+                             min_warmup_s=0.0, min_time_s=0.0)
     assert a.repeats == b.repeats == 12 and b.min_ms > a.min_ms
     assert "".join(order) == "ssssbbbb" * 4  # every round runs each module (1 warm-up + 3 timed) in turn
     assert small.training and not big.training and torch.get_num_threads() == before
-    (c,) = measure_latencies([_net()], (1, 3, 16, 16), repeats=2, rounds=2, min_warmup_s=0.0)  # one shared shape
-    assert c.repeats == 4 and c.min_ms > 0
+    (c,) = measure_latencies([_net()], (1, 3, 16, 16), repeats=2, rounds=2, min_warmup_s=0.0, min_time_s=0.0)
+    assert c.repeats == 4 and c.min_ms > 0  # one shape for all modules
+    (d,) = measure_latencies([nn.Identity()], (1, 4), repeats=2, rounds=2, min_warmup_s=0.0, min_time_s=0.05)
+    assert d.repeats > 4  # rounds go on until they have lasted min_time_s
     with pytest.raises(NasforgeError, match="2 modules but 3 input shapes"):
         measure_latencies([small, big], [(1, 3, 8, 8)] * 3)
     with pytest.raises(NasforgeError, match="rounds=0"):

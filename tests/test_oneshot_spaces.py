@@ -116,6 +116,8 @@ def test_methods_derive_valid_archs(make) -> None:
     assert space.parse(str(res.arch)) == res.arch
     assert res.info["predicted_latency_ms"] == pytest.approx(path_latency(net, table, res.arch, base))
     assert lo <= res.info["expected_latency_ms"] <= hi
+    with pytest.raises(NasforgeError, match=r"derive_window=1\.5 must be in"):
+        proxyless(net, data(), data(seed=1), epochs=1, latency_table=table, base_latency_ms=base, derive_window=1.5)
 
 
 def test_proxyless_step_memory_below_a_third_of_darts() -> None:

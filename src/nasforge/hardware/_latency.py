@@ -146,13 +146,14 @@ def measure_latency(module: nn.Module, input_shape: Sequence[int], device: str =
 
 def measure_latencies(modules: Sequence[nn.Module], input_shapes: Sequence[Sequence[int]] | Sequence[int],
                       device: str = "cpu", threads: int = 1, warmup: int = 2, repeats: int = 10, rounds: int = 5,
-                      min_warmup_s: float = 0.3) -> list[LatencyStats]:
+                      min_warmup_s: float = 0.3, min_time_s: float = 1.0) -> list[LatencyStats]:
     """Latencies of several modules (torch, eval mode), interleaved: ``rounds`` times, each module runs
     ``warmup`` untimed then ``repeats`` timed calls. ``input_shapes`` is one shape for all or one per module.
 
     The rounds spread every module's samples over the whole measurement, so a slow spell of the host hits all
     of them alike; ``min_ms`` (uncontended latency) is then stable across processes to a few percent where
-    a single burst of calls can be 2x off. The whole set first warms up for ``min_warmup_s``.
+    a single burst of calls can be 2x off. The whole set first warms up for ``min_warmup_s``, and rounds go on
+    past ``rounds`` until they have lasted ``min_time_s`` (a few modules alone would otherwise be one burst).
     """
     import torch
 
@@ -186,9 +187,12 @@ def measure_latencies(modules: Sequence[nn.Module], input_shapes: Sequence[Seque
             while calls and time.perf_counter() < t_end:
                 for fn in calls:
                     fn()
-            for _ in range(rounds):
+            t_end = time.perf_counter() + min_time_s
+            done = 0
+            while calls and (done < rounds or time.perf_counter() < t_end):
                 for fn, out in zip(calls, times, strict=True):
                     out.extend(_time_calls(fn, warmup, repeats, sync))
+                done += 1
     finally:
         for m, mode, home in zip(modules, modes, homes, strict=True):
             m.to(home).train(mode)

@@ -272,20 +272,22 @@ def latency_range(table: Tensor, sizes: Sequence[int], base_ms: float = 0.0) -> 
 def proxyless(net: Supernet, train: Batch, val: Batch, epochs: int = 10, batch_size: int = 64,
               lr: float = 0.025, arch_lr: float = 1e-3, seed: int = 0, latency_table: Tensor | None = None,
               base_latency_ms: float = 0.0, latency_target_ms: float | None = None, beta: float = 0.6,
-              warmup_epochs: int = 0, constrained_derive: bool = True,
+              warmup_epochs: int = 0, constrained_derive: bool = True, derive_window: float = 0.95,
               progress: Progress | None = None) -> OneShotResult:
     """ProxylessNAS: one active path per weight step; two sampled paths with binary gates per alpha step.
 
     With a latency table (``[units, choices]`` ms) and a target, the architecture loss is
     ``CE * (E[lat]/target)^beta`` while E[lat] > target (else plain CE), MnasNet-style soft constraint.
-    With a target T, the result is the most probable architecture of table latency in [0.9 T, T] (or the
-    most probable below T when none is in that window; ``derive_under_latency``;
+    With a target T, the result is the most probable architecture of table latency in
+    [``derive_window`` T, T] (or the most probable below T when none is in that window; ``derive_under_latency``;
     ``info["argmax_arch"]`` keeps the per-unit argmax) unless ``constrained_derive`` is off; supernets
     without ``arch_of`` (darts cells) keep the argmax derivation.
     """
     _check_data(train, val)
     if latency_target_ms is not None and latency_table is None:
         raise NasforgeError("a latency target needs a latency model (a table of per-choice latencies)")
+    if not 0 <= derive_window <= 1:
+        raise NasforgeError(f"derive_window={derive_window} must be in [0, 1] (a fraction of the latency target)")
     rng = np.random.default_rng(seed)
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -321,7 +323,7 @@ def proxyless(net: Supernet, train: Batch, val: Batch, epochs: int = 10, batch_s
     if latency_table is not None and latency_target_ms is not None and constrained_derive:
         try:
             constrained = derive_under_latency(net, latency_table, base_latency_ms, latency_target_ms,
-                                               min_ms=0.9 * latency_target_ms)
+                                               min_ms=derive_window * latency_target_ms)
         except NasforgeError:  # no arch_of (darts cells): keep the argmax derivation
             constrained = None
         if constrained is not None:
