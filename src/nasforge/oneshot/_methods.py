@@ -510,21 +510,45 @@ def block_inputs(net: Supernet, input_shape: Sequence[int]) -> dict[int, tuple[i
 
 def measure_choice_latency(net: Supernet, input_shape: Sequence[int], repeats: int = 10, warmup: int = 2,
                            calibrate: int = 24, seed: int = 0, rounds: int = 5, threads: int = 1,
+                           min_time_s: float = 3.0, max_fit_err: float = 0.05, attempts: int = 3,
                            info: dict[str, Any] | None = None) -> tuple[Tensor, float]:
     """Host-measured latency table (ms, batch 1): each candidate of every choice block timed on the input shape
     it sees and summed per (unit, choice), plus the base (everything but the choice blocks: the stand-alone
     network of the cheapest path minus that path's entries, clamped at 0).
 
-    Timings interleave all modules over ``rounds`` and keep the minimum (``hardware.measure_latencies``): on a
-    shared host a single burst can be 2x off. Ops timed one by one still miss what running them inside a
-    network costs (per-layer overhead, caches), so with ``calibrate > 0`` the table is then fitted to that
-    many random whole stand-alone networks plus the cheapest and dearest path (``calibrate_table``). ``info``,
-    when given, receives the fit's figures.
+    Timings interleave all modules over at least ``rounds`` rounds lasting at least ``min_time_s`` and keep the
+    minimum (``hardware.measure_latencies``): on a shared host a single burst can be 2x off. Ops timed one by
+    one still miss what running them inside a network costs (per-layer overhead, caches), so with
+    ``calibrate > 0`` the table is then fitted to that many random whole stand-alone networks plus the cheapest
+    and dearest path (``calibrate_table``). A slow spell of the host during the measurement shows as a poor fit,
+    so while the fit's mean relative error exceeds ``max_fit_err`` the whole table is measured again, up to
+    ``attempts`` times in all, keeping the best fit. ``info``, when given, receives the fit's figures.
     """
+    best: tuple[float, Tensor, float, dict[str, Any]] | None = None
+    for attempt in range(1, max(1, attempts) + 1):
+        table = _op_table(net, input_shape, repeats, warmup, rounds, threads, min_time_s)
+        if calibrate <= 0:
+            return table, _base_of_cheapest(net, table, input_shape, repeats, warmup, rounds, threads, min_time_s)
+        fit: dict[str, Any] = {}
+        t, base = calibrate_table(net, table, 0.0, input_shape, calibrate, seed, repeats, warmup, rounds, threads,
+                                  fit, min_time_s)
+        fit["calibration_attempts"] = attempt
+        if best is None or fit["calibration_mean_rel_err"] < best[0]:
+            best = (fit["calibration_mean_rel_err"], t, base, fit)
+        if best[0] <= max_fit_err:
+            break
+    assert best is not None
+    if info is not None:
+        info.update(best[3], calibration_attempts=attempt)
+    return best[1], best[2]
+
+
+def _op_table(net: Supernet, input_shape: Sequence[int], repeats: int, warmup: int, rounds: int, threads: int,
+              min_time_s: float) -> Tensor:
+    """Every non-zero candidate timed (interleaved, minimum) on the input its block sees, summed per unit."""
     from nasforge.hardware import measure_latencies
 
     shapes = block_inputs(net, input_shape)
-    dev = str(net.alpha.device)
     table = torch.zeros(len(net.groups), max(net.unit_sizes()))
     ops: dict[tuple[int, int, tuple[int, ...]], torch.nn.Module] = {}
     for k, group in enumerate(net.groups):
@@ -533,25 +557,32 @@ def measure_choice_latency(net: Supernet, input_shape: Sequence[int], repeats: i
                 if not blk.is_zero[i]:
                     ops.setdefault((k, i, shapes[id(blk)]), op)
     keys = list(ops)
-    stats = measure_latencies([ops[key] for key in keys], [key[2] for key in keys], dev, threads, warmup, repeats,
-                              rounds)
+    stats = measure_latencies([ops[key] for key in keys], [key[2] for key in keys], str(net.alpha.device), threads,
+                              warmup, repeats, rounds, min_time_s=min_time_s)
     ms = {key: st.min_ms for key, st in zip(keys, stats, strict=True)}
     for k, group in enumerate(net.groups):
         for blk in group:
             for i in range(len(blk.ops)):
                 if not blk.is_zero[i]:
                     table[k, i] += ms[(k, i, shapes[id(blk)])]
-    if calibrate > 0:
-        return calibrate_table(net, table, 0.0, input_shape, calibrate, seed, repeats, warmup, rounds, threads, info)
+    return table
+
+
+def _base_of_cheapest(net: Supernet, table: Tensor, input_shape: Sequence[int], repeats: int, warmup: int,
+                      rounds: int, threads: int, min_time_s: float) -> float:
+    """The stand-alone network of the cheapest path, measured, minus that path's table entries (>= 0)."""
+    from nasforge.hardware import measure_latencies
+
     cheap = [int(table[k, :n].argmin()) for k, n in enumerate(net.unit_sizes())]
     std = net.to_standalone(net.arch_of(cheap))
-    (whole,) = measure_latencies([std], (1, *input_shape), dev, threads, warmup, repeats, rounds)
-    return table, max(0.0, whole.min_ms - sum(float(table[k, c]) for k, c in enumerate(cheap)))
+    (whole,) = measure_latencies([std], (1, *input_shape), str(net.alpha.device), threads, warmup, repeats, rounds,
+                                 min_time_s=min_time_s)
+    return max(0.0, whole.min_ms - sum(float(table[k, c]) for k, c in enumerate(cheap)))
 
 
 def calibrate_table(net: Supernet, table: Tensor, base: float, input_shape: Sequence[int], n: int = 24,
                     seed: int = 0, repeats: int = 10, warmup: int = 2, rounds: int = 5, threads: int = 1,
-                    info: dict[str, Any] | None = None) -> tuple[Tensor, float]:
+                    info: dict[str, Any] | None = None, min_time_s: float = 3.0) -> tuple[Tensor, float]:
     """Fit a per-op latency table to measured whole stand-alone networks, ``measured ~ a * predicted + b``
     (least squares over ``n`` random paths plus the cheapest and dearest), measured interleaved.
 
@@ -568,7 +599,8 @@ def calibrate_table(net: Supernet, table: Tensor, base: float, input_shape: Sequ
         for pick in (torch.argmin, torch.argmax):
             archs.append(net.arch_of([int(pick(table[k, :m])) for k, m in enumerate(sizes)]))
     nets = [net.to_standalone(a) for a in archs]
-    stats = measure_latencies(nets, (1, *input_shape), str(net.alpha.device), threads, warmup, repeats, rounds)
+    stats = measure_latencies(nets, (1, *input_shape), str(net.alpha.device), threads, warmup, repeats, rounds,
+                              min_time_s=min_time_s)
     m_arr = np.asarray([st.min_ms for st in stats], dtype=float)
     p_arr = np.asarray([path_latency(net, table, a, base) for a in archs], dtype=float)
     a, b = np.polyfit(p_arr, m_arr, 1) if np.ptp(p_arr) > 0 else (0.0, 0.0)
