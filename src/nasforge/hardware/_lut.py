@@ -17,6 +17,7 @@ the same typed form, with shapes turned from OFA's HxWxC into (C, H, W).
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -415,24 +416,30 @@ def coverage_archs(space: SearchSpace, samples: int, seed: int = 0) -> list[Arch
 def build_table(space: SearchSpace, *, device: str = "cpu", runtime: str = "torch", threads: int = 1,
                 warmup: int = 5, repeats: int = 20, stat: str = "min", samples: int = 1000,
                 fit_networks: int = 5, seed: int = 0, space_name: str | None = None,
-                space_options: dict[str, Any] | None = None) -> LatencyTable:
+                space_options: dict[str, Any] | None = None, min_time_s: float = 2.0) -> LatencyTable:
     """Measure each distinct block of ``space`` once (blocks of all archs, or of ``samples`` sampled ones),
     then fit the constant on ``fit_networks`` measured whole networks.
 
     ``stat`` is ``min`` (default) or ``median``. On a busy shared 2-core host, over five builds of a tiny
     mobilenet space, the median |error| of the LUT sum on 10-20 held-aside networks was 2-14% with ``min``
-    and 5-49% with ``median``: the minimum drops the runs another process preempted.
+    and 5-49% with ``median``: the minimum drops the runs another process preempted. With the torch runtime
+    the blocks are timed interleaved over at least 4 rounds lasting at least ``min_time_s``
+    (``measure_latencies``), so a slow spell of the host (they last seconds) hits them all alike instead of a
+    few, and the minimum has time to see the host at its usual speed.
     """
-    from nasforge.hardware._latency import measure_latency
-
     if stat not in ("median", "min"):
         raise NasforgeError(f"unknown statistic {stat!r}; allowed: median, min")
     rng = np.random.default_rng(seed)
     blocks = distinct_blocks(space, coverage_archs(space, samples, seed))
     entries: dict[Key, Entry] = {}
-    for k, (spec, shape) in blocks.items():
-        s = measure_latency(spec.build(), (1, *shape), device, runtime, threads, warmup, repeats)
-        entries[k] = Entry(s.min_ms if stat == "min" else s.median_ms, s.iqr_ms, s.repeats)
+
+    def measure_blocks(items: dict[Key, tuple[Spec, tuple[int, ...]]]) -> None:
+        stats = _measure_all([(spec.build(), (1, *shape)) for spec, shape in items.values()], device, runtime,
+                             threads, warmup, repeats, min_time_s)
+        for k, st in zip(items, stats, strict=True):
+            entries[k] = Entry(st.min_ms if stat == "min" else st.median_ms, st.iqr_ms, st.repeats)
+
+    measure_blocks(blocks)
     table = LatencyTable(entries, "cpu" if device == "host" else device, runtime, threads, "nasforge",
                          space_name or space.name, dict(space_options or {}),
                          meta={"statistic": stat, "spread": "iqr", "warmup": warmup, "repeats": repeats,
@@ -440,16 +447,32 @@ def build_table(space: SearchSpace, *, device: str = "cpu", runtime: str = "torc
     table.bind(space)
     if fit_networks > 0:
         nets = [network_of(space, space.sample(rng)) for _ in range(fit_networks)]
-        for n in nets:  # a network outside the sampled coverage may hold new blocks: measure them too
-            for spec, shape in blocks_of(n):
-                k = spec_key(spec, shape)
-                if k not in entries:
-                    s = measure_latency(spec.build(), (1, *shape), device, runtime, threads, warmup, repeats)
-                    entries[k] = Entry(s.min_ms if stat == "min" else s.median_ms, s.iqr_ms, s.repeats)
-        measured = [measure_network(n, device, runtime, threads, warmup, repeats, stat) for n in nets]
+        # a network outside the sampled coverage may hold new blocks: measure them too
+        measure_blocks({spec_key(spec, shape): (spec, shape) for n in nets for spec, shape in blocks_of(n)
+                        if spec_key(spec, shape) not in entries})
+        stats = _measure_all([(n.build(), (1, *n.input_shape)) for n in nets], device, runtime, threads, warmup,
+                             repeats, min_time_s)
+        measured = [st.min_ms if stat == "min" else st.median_ms for st in stats]
         table.fit_constant(nets, measured)
         table.meta["fit_networks"] = fit_networks
     return table
+
+
+def _measure_all(items: Sequence[tuple[Any, tuple[int, ...]]], device: str, runtime: str, threads: int,
+                 warmup: int, repeats: int, min_time_s: float) -> list[Any]:
+    """``LatencyStats`` of (module, input shape) pairs: interleaved over at least 4 rounds and ``min_time_s``
+    with torch (``repeats`` and ``warmup`` split across rounds), one module after the other with onnxruntime
+    (one session each)."""
+    from nasforge.hardware._latency import measure_latencies, measure_latency
+
+    if not items:
+        return []
+    if runtime != "torch":
+        return [measure_latency(m, shape, device, runtime, threads, warmup, repeats) for m, shape in items]
+    rounds = min(4, repeats)
+    return measure_latencies([m for m, _ in items], [shape for _, shape in items], device, threads,
+                             max(1, math.ceil(warmup / rounds)), math.ceil(repeats / rounds), rounds,
+                             min_time_s=min_time_s)
 
 
 def measure_network(network: NetworkSpec, device: str = "cpu", runtime: str = "torch", threads: int = 1,
