@@ -140,12 +140,13 @@ def bench_memory(args: argparse.Namespace) -> None:
 # -- 3. ProxylessNAS on mobilenet with a host latency target --------------------------------------------
 
 
-def small_mobilenet(args: argparse.Namespace) -> SearchSpace:
+def small_mobilenet(args: argparse.Namespace, depths: list[int] | None = None,
+                    expands: list[int] | None = None) -> SearchSpace:
     """3 stages (16, 24, 40 channels, stride 2 each), depth 1-2, kernel 3/5 x expand 3/6 per block, head 128:
     4 candidates + skip per optional slot, small enough for a supernet to learn in minutes on a CPU."""
-    return get_space("mobilenet", stage_channels=[16, 24, 40], stage_strides=[2, 2, 2], depths=[1, 2],
-                     kernels=[3, 5], expands=[3, 6], widths=[1.0], resolutions=[args.mb_res], num_classes=10,
-                     in_channels=1, stem_channels=16, first_channels=16, head_channels=128)
+    return get_space("mobilenet", stage_channels=[16, 24, 40], stage_strides=[2, 2, 2], depths=depths or [1, 2],
+                     kernels=[3, 5], expands=expands or [3, 6], widths=[1.0], resolutions=[args.mb_res],
+                     num_classes=10, in_channels=1, stem_channels=16, first_channels=16, head_channels=128)
 
 
 def host_ms(space: SearchSpace, archs: list[Architecture], res: int, rounds: int) -> list[float]:
@@ -225,11 +226,12 @@ def bench_proxyless(args: argparse.Namespace) -> None:
 def bench_spos(args: argparse.Namespace) -> None:
     from scipy.stats import kendalltau, spearmanr
 
-    space = small_mobilenet(args)
+    space = small_mobilenet(args, args.spos_depths, args.spos_expands)
     ds = fashion(args, args.spos_train, args.spos_val, args.mb_res, 1)
     net = make_supernet(space, resolution=args.mb_res, width=1.0, seed=0)
     seeds = args.spos_seeds
-    print(f"== SPOS on mobilenet (as --proxyless), Fashion-MNIST {len(ds.train)}/{len(ds.val)} at "
+    print(f"== SPOS on mobilenet (as --proxyless, depths {args.spos_depths or [1, 2]}, expands "
+          f"{args.spos_expands or [3, 6]}), Fashion-MNIST {len(ds.train)}/{len(ds.val)} at "
           f"{args.mb_res}x{args.mb_res}: supernet {args.spos_epochs} epochs (one uniform path per step, lr 0.05); "
           f"{args.spos_archs} random archs, inherited weights (BN recalibrated on 4 batches) vs stand-alone "
           f"{args.spos_train_epochs} epochs (SGD lr 0.05, cosine), seeds {seeds}")
@@ -340,6 +342,8 @@ def main() -> None:
     p.add_argument("--spos-archs", type=int, default=20)
     p.add_argument("--spos-train-epochs", type=int, default=2)
     p.add_argument("--spos-seeds", type=int, nargs="+", default=[0, 1], help="stand-alone training seeds")
+    p.add_argument("--spos-depths", type=int, nargs="+", default=None, help="per-stage depth choices (1 2)")
+    p.add_argument("--spos-expands", type=int, nargs="+", default=None, help="expand-ratio choices (3 6)")
     p.add_argument("--epoch-times", action="store_true")
     p.add_argument("--torch-device", default="cpu", help="--epoch-times: cpu or cuda")
     args = p.parse_args()
