@@ -56,6 +56,7 @@ def test_build_covers_every_block_and_round_trips(tiny_table: tuple[LatencyTable
         assert table.predict(a) > 0
     assert all(e.ms > 0 for e in table.entries.values())
     assert table.device == "cpu" and table.runtime == "torch" and table.space == "mobilenet"
+    assert table.meta["interleaved"] is True and table.meta["min_time_s"] == 2.0  # the protocol is recorded
     for name in ("t.json", "t.yaml"):
         table.save(tmp_path / name)
         back = LatencyTable.load(tmp_path / name)

@@ -443,7 +443,8 @@ def build_table(space: SearchSpace, *, device: str = "cpu", runtime: str = "torc
     table = LatencyTable(entries, "cpu" if device == "host" else device, runtime, threads, "nasforge",
                          space_name or space.name, dict(space_options or {}),
                          meta={"statistic": stat, "spread": "iqr", "warmup": warmup, "repeats": repeats,
-                               "samples": samples, "seed": seed})
+                               "samples": samples, "seed": seed, "interleaved": runtime == "torch",
+                               "min_time_s": min_time_s if runtime == "torch" else 0.0})
     table.bind(space)
     if fit_networks > 0:
         nets = [network_of(space, space.sample(rng)) for _ in range(fit_networks)]
