@@ -170,3 +170,17 @@ def test_derive_under_latency_is_the_most_probable_path_within_the_target() -> N
             best2, best_lp2 = path, lp
     assert best2 is not None
     assert derive_under_latency(net, table, 0.0, target, min_ms=1.8) == net.arch_of(best2)
+    # whole-ms entries and cheap paths most probable: nothing lies in [2.4, 2.5], so the window slides down to
+    # [1.9, 2.0] (the most probable path under the target would cost less)
+    whole = torch.randint(0, 2, net.alpha.shape, generator=g).float()
+    with torch.no_grad():
+        net.alpha.copy_(-3 * whole + 0.1 * torch.randn(net.alpha.shape, generator=g))
+    logp = torch.log(net.probs().detach())
+    best3, best_lp3 = None, -1e9
+    for path in itertools.product(*(range(n) for n in sizes)):
+        lat = sum(float(whole[k, c]) for k, c in enumerate(path))
+        lp = sum(float(logp[k, c]) for k, c in enumerate(path))
+        if lat == 2.0 and lp > best_lp3:
+            best3, best_lp3 = path, lp
+    assert best3 is not None
+    assert derive_under_latency(net, whole, 0.0, 2.5, min_ms=2.4) == net.arch_of(best3)

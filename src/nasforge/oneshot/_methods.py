@@ -279,9 +279,9 @@ def proxyless(net: Supernet, train: Batch, val: Batch, epochs: int = 10, batch_s
     With a latency table (``[units, choices]`` ms) and a target, the architecture loss is
     ``CE * (E[lat]/target)^beta`` while E[lat] > target (else plain CE), MnasNet-style soft constraint.
     With a target T, the result is the most probable architecture of table latency in
-    [``derive_window`` T, T] (or the most probable below T when none is in that window; ``derive_under_latency``;
-    ``info["argmax_arch"]`` keeps the per-unit argmax) unless ``constrained_derive`` is off; supernets
-    without ``arch_of`` (darts cells) keep the argmax derivation.
+    [``derive_window`` T, T] (or, when no path lies there, in the band of that width below the dearest path
+    under T; ``derive_under_latency``; ``info["argmax_arch"]`` keeps the per-unit argmax) unless
+    ``constrained_derive`` is off; supernets without ``arch_of`` (darts cells) keep the argmax derivation.
     """
     _check_data(train, val)
     if latency_target_ms is not None and latency_table is None:
@@ -339,7 +339,8 @@ def proxyless(net: Supernet, train: Batch, val: Batch, epochs: int = 10, batch_s
 def derive_under_latency(net: Supernet, table: Tensor, base_ms: float, target_ms: float,
                          bins: int = 2000, min_ms: float | None = None) -> Architecture:
     """The most probable path (max sum of log-probabilities) whose table latency is at most ``target_ms``
-    (and at least ``min_ms`` when a path there exists, so that the result lands near the target):
+    and at least ``min_ms`` (so that the result lands near the target; when no path lies in that window, the
+    window slides down to end at the dearest path under the target):
     a knapsack over units by dynamic programming on latency discretised into ``bins`` steps up to the target.
     Argmax per unit ignores the budget (a path can land far from the target even when E[lat] meets it);
     this keeps ProxylessNAS' probabilities and the hard constraint. Falls back to the cheapest path.
@@ -371,7 +372,10 @@ def derive_under_latency(net: Supernet, table: Tensor, base_ms: float, target_ms
     if not np.isfinite(best).any():
         return net.arch_of([int(lat[k, :n].argmin()) for k, n in enumerate(sizes)])
     lo = 0 if min_ms is None else max(0, min(bins, math.ceil((min_ms - base_ms) / step)))
-    b = lo + int(np.argmax(best[lo:])) if np.isfinite(best[lo:]).any() else int(np.argmax(best))
+    if not np.isfinite(best[lo:]).any():  # no path in [min, target]: the same-width band below the dearest one
+        top = int(np.flatnonzero(np.isfinite(best))[-1])
+        lo = max(0, top - (bins - lo))
+    b = lo + int(np.argmax(best[lo:]))
     choices = [0] * len(sizes)
     for k in range(len(sizes) - 1, -1, -1):
         i = int(picks[k][b])
