@@ -110,38 +110,17 @@ def measure_latency(module: nn.Module, input_shape: Sequence[int], device: str =
                     threads: int = 1, warmup: int = 10, repeats: int = 50, min_warmup_s: float = 0.1) -> LatencyStats:
     """Latency of one forward pass of ``module`` in eval mode on an input of ``input_shape`` (batch first).
 
-    ``device``: ``cpu``/``host`` (torch threads pinned to ``threads`` and restored afterwards) or ``cuda``
-    (``torch.cuda.synchronize`` around each timed call). ``runtime="onnxruntime"`` exports the module to
-    ONNX and times an onnxruntime CPU session with ``threads`` intra-op threads.
+    ``device``: ``cpu``/``host`` or ``cuda`` (``torch.cuda.synchronize`` around each timed call); torch threads
+    are pinned to ``threads`` and restored afterwards (``measure_latencies`` with one module and one round).
+    ``runtime="onnxruntime"`` exports the module to ONNX and times an onnxruntime CPU session with ``threads``
+    intra-op threads.
     """
-    dev = _check(input_shape, device, runtime, threads, warmup, repeats)
+    _check(input_shape, device, runtime, threads, warmup, repeats)
     if runtime == "onnxruntime":
         return _measure_onnx(module, input_shape, threads, warmup, repeats, min_warmup_s)
-    import torch
-
-    if dev != "cpu" and not torch.cuda.is_available():
-        raise NasforgeError(f"device {device!r} asked for but CUDA is not available here; use --device cpu")
-    was_training = module.training
-    module.eval()
-    try:
-        if dev == "cpu":
-            x = torch.randn(*input_shape)
-            with torch_threads(threads), torch.inference_mode():
-                times = _time_calls(lambda: module(x), warmup, repeats, None, min_warmup_s)
-            return stats_of(times, "cpu", "torch", threads)
-        params = list(module.parameters())
-        home = params[0].device if params else torch.device("cpu")
-        module.to(dev)
-        try:
-            x = torch.randn(*input_shape, device=dev)
-            with torch.inference_mode():
-                times = _time_calls(lambda: module(x), warmup, repeats, lambda: torch.cuda.synchronize(dev),
-                                    min_warmup_s)
-        finally:
-            module.to(home)
-        return stats_of(times, dev, "torch", threads)
-    finally:
-        module.train(was_training)
+    (stats,) = measure_latencies([module], input_shape, device, threads, warmup, repeats, rounds=1,
+                                 min_warmup_s=min_warmup_s, min_time_s=0.0)
+    return stats
 
 
 def measure_latencies(modules: Sequence[nn.Module], input_shapes: Sequence[Sequence[int]] | Sequence[int],

@@ -528,23 +528,22 @@ def measure_choice_latency(net: Supernet, input_shape: Sequence[int], repeats: i
     so while the fit's mean relative error exceeds ``max_fit_err`` the whole table is measured again, up to
     ``attempts`` times in all, keeping the best fit. ``info``, when given, receives the fit's figures.
     """
-    best: tuple[float, Tensor, float, dict[str, Any]] | None = None
-    for attempt in range(1, max(1, attempts) + 1):
+    if calibrate <= 0:
         table = _op_table(net, input_shape, repeats, warmup, rounds, threads, min_time_s)
-        if calibrate <= 0:
-            return table, _base_of_cheapest(net, table, input_shape, repeats, warmup, rounds, threads, min_time_s)
+        return table, _base_of_cheapest(net, table, input_shape, repeats, warmup, rounds, threads, min_time_s)
+    fits: list[tuple[float, Tensor, float, dict[str, Any]]] = []
+    for _ in range(max(1, attempts)):
+        table = _op_table(net, input_shape, repeats, warmup, rounds, threads, min_time_s)
         fit: dict[str, Any] = {}
         t, base = calibrate_table(net, table, 0.0, input_shape, calibrate, seed, repeats, warmup, rounds, threads,
                                   fit, min_time_s)
-        fit["calibration_attempts"] = attempt
-        if best is None or fit["calibration_mean_rel_err"] < best[0]:
-            best = (fit["calibration_mean_rel_err"], t, base, fit)
-        if best[0] <= max_fit_err:
+        fits.append((fit["calibration_mean_rel_err"], t, base, fit))
+        if fit["calibration_mean_rel_err"] <= max_fit_err:
             break
-    assert best is not None
+    _, t, base, fit = min(fits, key=lambda f: f[0])  # the best fit (the first of equals)
     if info is not None:
-        info.update(best[3], calibration_attempts=attempt)
-    return best[1], best[2]
+        info.update(fit, calibration_attempts=len(fits))
+    return t, base
 
 
 def _op_table(net: Supernet, input_shape: Sequence[int], repeats: int, warmup: int, rounds: int, threads: int,
