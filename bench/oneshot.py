@@ -54,7 +54,7 @@ def fashion(args: argparse.Namespace, n_train: int, n_val: int, res: int, channe
 
 def read_table(path: Path, arch_col: str, metric_col: str) -> dict[str, float]:
     with open(path, newline="") as f:
-        return {r[arch_col]: float(r[metric_col]) for r in csv.DictReader(f)}
+        return {r[arch_col]: float(r[metric_col]) for r in csv.DictReader(f)}  # percent, as the NB201 tables
 
 
 # -- 1. DARTS on NB201 ----------------------------------------------------------------------------------
@@ -101,14 +101,14 @@ def bench_darts_nb201(args: argparse.Namespace) -> None:
         row["remedy_acc"] = table.get(rem_arch, math.nan)
         rows.append(row)
         print(f"seed {seed}: {secs:.0f} s; plain DARTS skips per epoch {skips}")
-        print(f"  plain : {plain_arch}  skips {row['plain_skips']}  CIFAR-10 test {row['plain_acc']:.2f}")
-        print(f"  remedy: {rem_arch}  skips {row['remedy_skips']}  CIFAR-10 test {row['remedy_acc']:.2f}  ({note})")
+        print(f"  plain : {plain_arch}  skips {row['plain_skips']}  CIFAR-10 test {row['plain_acc']:.2f} %")
+        print(f"  remedy: {rem_arch}  skips {row['remedy_skips']}  CIFAR-10 test {row['remedy_acc']:.2f} %  ({note})")
     plain_mean = float(np.mean([r["plain_acc"] for r in rows]))
     rem_mean = float(np.mean([r["remedy_acc"] for r in rows]))
     collapsed = sum(1 for r in rows if r["plain_skips"] >= 3)
     pfree = sum(1 for r in rows for op in ("skip_connect", "avg_pool_3x3", "none")
                 if count_op(space, space.parse(r["plain"]), op)) / max(1, len(rows))
-    print(f"mean CIFAR-10 test accuracy (200 ep, looked up): plain {plain_mean:.2f}, remedy {rem_mean:.2f} "
+    print(f"mean CIFAR-10 test accuracy in percent (200 ep, looked up): plain {plain_mean:.2f}, remedy {rem_mean:.2f} "
           f"(target >= 93.0); plain collapsed to skips (>= 3 of 6 edges): {collapsed}/{len(rows)} seeds; "
           f"parameter-free op kinds per plain arch: {pfree:.1f}")
     vals = np.array(list(table.values()))
@@ -170,7 +170,7 @@ def train_acc(space: SearchSpace, arch: Architecture, ds: Dataset, epochs: int, 
     from nasforge.estimators import TrainingEstimator
 
     r = TrainingEstimator(space, ds, epochs=epochs, batch_size=64, seed=seed, lr=0.05).evaluate(arch)
-    return float(r.reward or math.nan) * 100
+    return float(r.reward or math.nan) * 100  # percent, for the printed tables
 
 
 def bench_proxyless(args: argparse.Namespace) -> None:
@@ -223,7 +223,7 @@ def bench_proxyless(args: argparse.Namespace) -> None:
     peers = [(a, m) for a, m in zip(cands, ms[1 + len(others):], strict=True) if abs(m / measured - 1) <= 0.1]
     peers = peers[: args.peers]
     acc = train_acc(space, arch, ds, args.mb_train_epochs, 0)
-    print(f"  stand-alone {args.mb_train_epochs}-epoch val accuracy: derived {acc:.2f}")
+    print(f"  stand-alone {args.mb_train_epochs}-epoch val accuracy: derived {acc:.2f} %")
     accs = []
     for a, m in peers:
         accs.append(train_acc(space, a, ds, args.mb_train_epochs, 0))
@@ -263,9 +263,9 @@ def bench_spos(args: argparse.Namespace) -> None:
     alone: list[list[float]] = []  # per arch, one accuracy per seed
     t0 = time.perf_counter()
     for a in archs:
-        inherited.append(float(est.evaluate(a).reward or math.nan))
+        inherited.append(100 * float(est.evaluate(a).reward or math.nan))  # percent, as train_acc
         alone.append([train_acc(space, a, ds, args.spos_train_epochs, s) for s in seeds])
-        print(f"  {a}: inherited {inherited[-1]:.2f}  stand-alone " + " / ".join(f"{v:.2f}" for v in alone[-1]))
+        print(f"  {a}: inherited {inherited[-1]:.2f} %  stand-alone " + " / ".join(f"{v:.2f} %" for v in alone[-1]))
     mean_alone = [float(np.mean(v)) for v in alone]
     tau = kendalltau(inherited, mean_alone)
     rho = spearmanr(inherited, mean_alone)

@@ -114,7 +114,7 @@ def test_spos_estimator_plugs_into_run_search(tmp_path) -> None:
     spos(net, data(64), epochs=1, batch_size=16)
     est = SupernetEstimator(net, data(64), data(32, seed=2), calib_batches=2, batch_size=16)
     r = est.evaluate(space.sample(np.random.default_rng(1)))
-    assert r.ok and 0.0 <= r.reward <= 100.0
+    assert r.ok and 0.0 <= r.reward <= 1.0
     out = runner.run_search(space, get_strategy("evolution", space, seed=0), est, budget=6, seed=0,
                             out_dir=tmp_path / "run")
     assert len(out.trials) == 6

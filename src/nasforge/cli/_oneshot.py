@@ -87,7 +87,7 @@ def _print(console: Console, s: dict[str, Any]) -> None:
         if "measured_latency" in s:
             line += f"  measured {s['measured_latency']:.3f} ms"
     if "val_acc" in s:
-        line += f"  val acc {s['val_acc']:.2f}"
+        line += f"  val acc {s['val_acc']:.3f} ({100 * s['val_acc']:.1f} %)"
     console.print(line)
     console.print(f"  peak memory of one step: {s['peak_memory_bytes']:,} B ({s['peak_memory_kind']})")
     console.print(f"run directory: {s['run_dir']}  report: {s['report']}")

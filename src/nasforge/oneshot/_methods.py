@@ -164,7 +164,7 @@ def _mixed_accuracy(net: Supernet, val: Batch, batch_size: int) -> float:
         correct += int((net(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
     for m, mom in zip(bns, saved, strict=True):
         m.momentum = mom
-    return 100.0 * correct / len(x)
+    return correct / len(x)
 
 
 def perturbation_select(net: Supernet, val: Batch, batch_size: int = 256, seed: int = 0, train: Batch | None = None,
@@ -486,7 +486,7 @@ class SupernetEstimator:
             correct = 0
             for i in range(0, len(x), self.batch_size):
                 correct += int((self.net(x[i:i + self.batch_size]).argmax(1) == y[i:i + self.batch_size]).sum())
-            acc = 100.0 * correct / len(x)
+            acc = correct / len(x)
         except Exception as e:  # a candidate that fails is recorded, the search goes on
             return Result.failure(f"{type(e).__name__}: {e}", time.perf_counter() - t0)
         return Result(acc, {"val_acc": acc}, {}, time.perf_counter() - t0)
