@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from nasforge.estimators import TabularEstimator
-from nasforge.runner._benchmark import format_table, make_strategy, plot, run_benchmark
+from nasforge.jobs._benchmark import format_table, make_strategy, plot, run_benchmark
 from nasforge.spaces import get_space
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201_nats_tss"

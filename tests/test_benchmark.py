@@ -11,7 +11,7 @@ import pytest
 
 from nasforge.cli import main
 from nasforge.estimators import TabularEstimator
-from nasforge.runner._benchmark import RunTrace, run_one
+from nasforge.jobs._benchmark import RunTrace, run_one
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201_nats_tss"
 MINI = DATA / "nb201_12ep_acc_minibench.csv"
@@ -144,7 +144,7 @@ def test_missing_table_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_workers_give_the_same_numbers(joined: Path) -> None:
-    from nasforge.runner._benchmark import run_benchmark
+    from nasforge.jobs._benchmark import run_benchmark
 
     space = _space()
     est = TabularEstimator(joined, "a", "val", final_col="test", time_col="secs", time_scale=0.06, space=space)

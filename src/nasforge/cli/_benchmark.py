@@ -49,7 +49,7 @@ def benchmark(
 ) -> None:
     """For each strategy and budget: mean, std and n of the final metric of the best-reward architecture."""
     from nasforge.estimators import TabularEstimator
-    from nasforge.runner._benchmark import format_table, parse_budgets, plot, run_benchmark
+    from nasforge.jobs._benchmark import format_table, parse_budgets, plot, run_benchmark
     from nasforge.spaces import get_space
 
     budget_list = parse_budgets(budgets)

@@ -49,7 +49,7 @@ def oneshot(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """One-shot search: DARTS, ProxylessNAS (latency loss) or SPOS (weight-sharing search); writes a run dir."""
-    from nasforge.oneshot._run import OneShotConfig, run_oneshot
+    from nasforge.jobs._oneshot import OneShotConfig, run_oneshot
 
     cfg = OneShotConfig(
         method=method, space=space, space_options=parse_options(space_option, "--space-option"),

@@ -13,7 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from nasforge.cli._app import app
 from nasforge.errors import NasforgeError
-from nasforge.report._job import JobConfig, export_run, run_job, write_run_report
+from nasforge.jobs._search import JobConfig, export_run, run_job
+from nasforge.report import write_report
 
 
 def parse_options(items: list[str] | None, what: str) -> dict[str, Any]:
@@ -112,7 +113,7 @@ def search(
 @app.command("report")
 def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> None:
     """Rebuild a run's plots and report.html from its store."""
-    typer.echo(str(write_run_report(run_dir)))
+    typer.echo(str(write_report(run_dir)))
 
 
 @app.command("export")

@@ -1,20 +1,8 @@
-"""Plots, the HTML report and model export of a run; the end-to-end search job."""
+"""Rendering only: the plots and the HTML report of a run (one HTML kit for every job)."""
 
 from __future__ import annotations
 
-from nasforge.report._export import FORMATS, export_onnx, export_torchscript
-from nasforge.report._job import JobConfig, export_run, prepare, run_job, write_run_report
 from nasforge.report._plots import plot_history, plot_pareto
+from nasforge.report._search import BEST_DIR, SUMMARY, write_report
 
-__all__ = [
-    "FORMATS",
-    "JobConfig",
-    "export_onnx",
-    "export_run",
-    "export_torchscript",
-    "plot_history",
-    "plot_pareto",
-    "prepare",
-    "run_job",
-    "write_run_report",
-]
+__all__ = ["BEST_DIR", "SUMMARY", "plot_history", "plot_pareto", "write_report"]

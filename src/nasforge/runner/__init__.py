@@ -1,4 +1,4 @@
-"""The search loop, the crash-safe run store, constraints and Pareto fronts, and the benchmark harness."""
+"""The search loop, the crash-safe run store, constraints and Pareto fronts."""
 
 from __future__ import annotations
 

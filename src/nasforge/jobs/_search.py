@@ -24,10 +24,8 @@ from typing import Any
 import yaml
 
 from nasforge.errors import NasforgeError
+from nasforge.report import BEST_DIR, SUMMARY, write_report
 from nasforge.spaces import SearchSpace, get_space
-
-BEST_DIR = "best"
-SUMMARY = "summary.json"
 
 #: Space options the job uses when the user gives none: a small MobileNetV2-style space for 8x8..32x32 images
 #: (resolutions are chosen from the data, see ``default_resolutions``).
@@ -224,7 +222,7 @@ def run_job(cfg: JobConfig | Mapping[str, Any], progress: Progress | None = None
         say(f"training the best architecture for {prep.config.final_epochs} epochs")
         summary["best"] = finalize(prep, result.best.arch)
     say("writing plots and report")
-    write_run_report(prep.out_dir)
+    write_report(prep.out_dir)
     summary["report"] = str(prep.out_dir / "report.html")
     return summary
 
@@ -275,7 +273,7 @@ def finalize(prep: Prepared, arch_text: str) -> dict[str, Any]:
     from nasforge.cost import profile
     from nasforge.data import load_dataset
     from nasforge.estimators import TrainingEstimator
-    from nasforge.report._export import export_onnx
+    from nasforge.jobs._export import export_onnx
 
     space, cfg = prep.space, prep.config
     arch = space.parse(arch_text)
@@ -315,38 +313,11 @@ def finalize(prep: Prepared, arch_text: str) -> dict[str, Any]:
     return {k: v for k, v in summary.items() if k != "layers"}
 
 
-def write_run_report(run_dir: str | Path) -> Path:
-    """(Re)build ``pareto.png``, ``history.png`` and ``report.html`` of a run from its store and ``best/``."""
-    from nasforge.report._html import render_report, write_html
-    from nasforge.report._plots import plot_history, plot_pareto
-    from nasforge.runner import RunStore, is_run_dir
-
-    run = Path(run_dir)
-    if not is_run_dir(run):
-        raise NasforgeError(f"{run} is not a nasforge run directory (no trials.sqlite of a run)")
-    with RunStore.open(run) as store:
-        trials = [t.to_dict() for t in store.trials()]
-        config = store.config
-    job = (config.get("extra") or {}).get("job") or {}
-    label = "validation accuracy" if job.get("estimator", "train") == "train" else "reward"
-    images = [plot_pareto(trials, run / "pareto.png", ("macs", "peak_memory_bytes"), label),
-              plot_history(trials, run / "history.png", label)]
-    best = None
-    summary_path = run / BEST_DIR / SUMMARY
-    if summary_path.is_file():
-        best = json.loads(summary_path.read_text())
-        fits = best.get("fits")
-        if fits and isinstance(fits.get("checks"), list):
-            best["fits"] = {c["resource"]: {"value": c["need_bytes"], "limit": c["limit_bytes"], "ok": c["ok"]}
-                            for c in fits["checks"]}
-    return write_html(run / "report.html", render_report(job or config, trials, best, images))
-
-
 def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None) -> Path:
     """Re-export the best model of a run (``onnx`` checked with onnxruntime, or ``torchscript``)."""
     import torch
 
-    from nasforge.report._export import FORMATS, export_onnx, export_torchscript
+    from nasforge.jobs._export import FORMATS, export_onnx, export_torchscript
 
     if fmt not in FORMATS:
         raise NasforgeError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")

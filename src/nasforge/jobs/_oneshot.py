@@ -23,11 +23,13 @@ import torch
 import yaml
 
 from nasforge.errors import NasforgeError
-from nasforge.oneshot._methods import (
+from nasforge.oneshot import (
     OneShotResult,
+    Supernet,
     SupernetEstimator,
     darts,
     latency_range,
+    make_supernet,
     measure_choice_latency,
     path_latency,
     proxyless,
@@ -35,7 +37,6 @@ from nasforge.oneshot._methods import (
     step_peak_memory,
     table_from_lut,
 )
-from nasforge.oneshot._supernet import Supernet
 
 METHODS = ("darts", "proxyless", "spos")
 DEVICES = ("cpu", "cuda")
@@ -102,7 +103,6 @@ def _check(cfg: OneShotConfig) -> None:
 def prepare_space(cfg: OneShotConfig, num_classes: int, channels: int) -> tuple[Any, Supernet, tuple[int, ...]]:
     """The space (restricted to the supernet's width and resolution for staged spaces), the supernet and its
     input shape (C, H, W)."""
-    from nasforge.oneshot import make_supernet
     from nasforge.spaces import get_space
     from nasforge.spaces._staged import StagedSpace
 
