@@ -13,33 +13,23 @@ from nasforge.cli import main
 from nasforge.estimators import TabularEstimator
 from nasforge.jobs._benchmark import RunTrace, run_one
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201_nats_tss"
-MINI = DATA / "nb201_12ep_acc_minibench.csv"
-
-
-def _need_data() -> None:
-    if not MINI.exists():
-        pytest.skip(f"real data not found at {MINI}")
-
 
 def _space():  # type: ignore[no-untyped-def]
-    from nasforge.spaces import get_space, list_spaces
+    from nasforge.spaces import get_space
 
-    if "nb201" not in list_spaces():
-        pytest.skip("nb201 space not registered")
     return get_space("nb201")
 
 
 @pytest.fixture(scope="module")
-def joined(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def joined(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
     """A small joined table: 12-epoch val (reward), 12-epoch test (final), a time column from the 200-ep file."""
-    _need_data()
+    data = shared_data / "nb201_nats_tss"
     times: dict[str, str] = {}
-    with (DATA / "nats_tss_cifar10-valid_200ep_mean3seeds_full_metrics.csv").open() as f:
+    with (data / "nats_tss_cifar10-valid_200ep_mean3seeds_full_metrics.csv").open() as f:
         for row in csv.DictReader(f):
             times[row["arch_str"]] = row["train-all-time"]
     out = tmp_path_factory.mktemp("bench") / "joined.csv"
-    with MINI.open() as f, out.open("w", newline="") as g:
+    with (data / "nb201_12ep_acc_minibench.csv").open() as f, out.open("w", newline="") as g:
         w = csv.writer(g)
         w.writerow(["a", "val", "test", "secs", "word"])
         for row in csv.DictReader(f):

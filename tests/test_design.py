@@ -14,9 +14,6 @@ from nasforge.errors import NasforgeError
 from nasforge.estimators import TabularEstimator
 from nasforge.hardware import get_device
 
-NB201 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201_nats_tss"
-ACC_CSV = NB201 / "nb201_cifar10_test_200ep_mean3seeds.csv"
-needs_nb201 = pytest.mark.skipif(not ACC_CSV.is_file(), reason="NB201 accuracy table not present")
 SMALL = {"num_classes": 10}
 
 
@@ -106,10 +103,10 @@ def test_space_spec_restriction() -> None:
         parse_space_spec("nb201:none")
 
 
-@needs_nb201
-def test_edf_on_nb201(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_edf_on_nb201(tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_data: Path) -> None:
+    acc_csv = shared_data / "nb201_nats_tss" / "nb201_cifar10_test_200ep_mean3seeds.csv"
     specs = [parse_space_spec("nb201"), parse_space_spec("nb201:-none,-avg_pool_3x3")]
-    est = TabularEstimator(ACC_CSV, "arch", "cifar10_test_200ep", space=specs[0].space)
+    est = TabularEstimator(acc_csv, "arch", "cifar10_test_200ep", space=specs[0].space)
     curves = edf(specs, lambda s: est, 300, seed=0)
     full, conv = curves
     assert len(full.errors) == len(conv.errors) == 300
@@ -117,7 +114,7 @@ def test_edf_on_nb201(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert conv.to_dict()["median"] < full.to_dict()["median"]
     assert full.cdf(100.0) == 1.0 and full.cdf(0.0) == 0.0
     plot = tmp_path / "edf.png"
-    args = ["design", "edf", "--space", "nb201", "--space", "nb201:-none", "--table", str(ACC_CSV),
+    args = ["design", "edf", "--space", "nb201", "--space", "nb201:-none", "--table", str(acc_csv),
             "--arch-col", "arch", "--reward-col", "cifar10_test_200ep", "-n", "500"]
     assert main([*args, "--plot", str(plot), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

@@ -24,9 +24,6 @@ from nasforge.hardware import (
 from nasforge.hardware._lut import Entry, measure_network, network_of, ofa_key_text
 from nasforge.spaces import get_space
 
-LUTS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ofa_proxyless_latency_lut"
-needs_luts = pytest.mark.skipif(not LUTS.is_dir(), reason="OFA/ProxylessNAS tables not present")
-
 TINY = {"stage_channels": (16, 24, 32), "stage_strides": (2, 2, 2), "depths": (1, 2), "kernels": (3, 5),
         "expands": (3, 6), "widths": (0.5,), "resolutions": (64,), "head_channels": 64, "stem_channels": 16,
         "first_channels": 8, "num_classes": 10}
@@ -119,24 +116,28 @@ def test_ofa_key_parse() -> None:
         parse_ofa_key("Conv-output:1x1x3")
 
 
-@needs_luts
-def test_ofa_and_proxyless_tables_load() -> None:
+@pytest.fixture
+def luts(shared_data: Path) -> Path:
+    """OFA's and ProxylessNAS's published latency tables."""
+    return shared_data / "ofa_proxyless_latency_lut"
+
+
+def test_ofa_and_proxyless_tables_load(luts: Path) -> None:
     for res in (160, 176, 192, 208, 224):
-        t = load_ofa_table(LUTS / "ofa_note10" / f"{res}_lookup_table.yaml", "note10")
+        t = load_ofa_table(luts / "ofa_note10" / f"{res}_lookup_table.yaml", "note10")
         assert len(t) == 96 and t.key_format == "ofa"
     assert t.lookup(("Conv", (3, 224, 224), (("output", (24, 112, 112)),))) == pytest.approx(0.994418)
     assert t.lookup(("Logits", (1536, 1, 1), (("output", (1000,)),))) == pytest.approx(0.669412)
-    p = load_ofa_table(LUTS / "proxylessnas" / "mobile_trim.yaml", "pixel1")
-    q = load_ofa_table(LUTS / "proxylessnas" / "pixel_trim_itouchz.yaml", "pixel1")
+    p = load_ofa_table(luts / "proxylessnas" / "mobile_trim.yaml", "pixel1")
+    q = load_ofa_table(luts / "proxylessnas" / "pixel_trim_itouchz.yaml", "pixel1")
     assert len(p) == len(q) == 72 and set(p) == set(q)
     assert p.entries != q.entries  # same keys, other measurements (see PROVENANCE.md)
 
 
-@needs_luts
-def test_proxyless_table_predicts_mobilenet_space_networks() -> None:
+def test_proxyless_table_predicts_mobilenet_space_networks(luts: Path) -> None:
     """The mobilenet space at width 1 / 224 px uses ProxylessNAS's layers: every key is found."""
     sp = get_space("mobilenet", widths=(1.0,), resolutions=(224,), expands=(3, 6))
-    t = load_ofa_table(LUTS / "proxylessnas" / "mobile_trim.yaml", "pixel1")
+    t = load_ofa_table(luts / "proxylessnas" / "mobile_trim.yaml", "pixel1")
     rng = np.random.default_rng(0)
     small = sp.parse("r224-w1|k3e1|k3e3,k3e3|k3e3,k3e3|k3e3,k3e3|k3e3,k3e3|k3e3,k3e3|k3e3")
     big = sp.parse("r224-w1|k3e1|k7e6,k7e6,k7e6,k7e6|k7e6,k7e6,k7e6,k7e6|k7e6,k7e6,k7e6,k7e6|"

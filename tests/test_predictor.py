@@ -14,10 +14,6 @@ from nasforge.hardware import LatencyPredictor, latency_metrics, load_latency_mo
 from nasforge.hardware._predictor import fit_on_table, parse_archs, read_latency_table, split
 from nasforge.spaces import get_space
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "help_latency"
-NB201_CSV = DATA / "nb201_latency_help.csv"
-needs_help = pytest.mark.skipif(not NB201_CSV.is_file(), reason="HELP latency data not present")
-
 
 def test_metrics_by_hand() -> None:
     m = latency_metrics(np.array([1.0, 1.08, 1.2, 2.0]), np.array([1.0, 1.0, 1.0, 1.0]))
@@ -47,11 +43,10 @@ def test_predictor_learns_an_additive_latency() -> None:
     assert p.predict(archs[0]) == pytest.approx(p.predict_many(archs[:1])[0])
 
 
-@needs_help
-def test_beats_naive_baseline_on_a_phone_column() -> None:
+def test_beats_naive_baseline_on_a_phone_column(shared_data: Path) -> None:
     """N=1000 training rows, same split for both; measured gap on pixel3 is ~0.25 (0.70 vs 0.45)."""
     sp = get_space("nb201")
-    texts, cols = read_latency_table(NB201_CSV, "arch_str", ["pixel3"])
+    texts, cols = read_latency_table(shared_data / "help_latency" / "nb201_latency_help.csv", "arch_str", ["pixel3"])
     rows = np.random.default_rng(0).permutation(len(texts))[:3000]  # a 3000-row table keeps the test fast
     archs = parse_archs(sp, [texts[i] for i in rows])
     y = cols["pixel3"][rows]

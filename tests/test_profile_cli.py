@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import Cli
 from nasforge import zoo
 from nasforge.cli import main
 from nasforge.spaces import get_space
@@ -20,23 +20,14 @@ NB201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_co
 LAYER_KEYS = {"name", "op", "in_shape", "out_shape", "params", "macs"}
 
 
-def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
-    assert main(["profile", *args, "--json"]) == 0
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1  # one object on one line
-    d: dict[str, Any] = json.loads(out)
+def run_json(cli: Cli, *args: str) -> dict[str, Any]:
+    d: dict[str, Any] = cli.json("profile", *args)
+    assert cli.out.count("\n") == 1  # one object on one line
     return d
 
 
-def error_line(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    assert main(["profile", *args]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err
-    return err
-
-
-def test_zoo_model_json(capsys: pytest.CaptureFixture[str]) -> None:
-    d = run_json(capsys, "mobilenet_v2")
+def test_zoo_model_json(cli: Cli) -> None:
+    d = run_json(cli, "mobilenet_v2")
     ref = zoo.create("mobilenet_v2").cost()
     assert d["params"] == 3_504_872 == ref.params
     assert (d["macs"], d["activations"], d["peak_memory_bytes"]) == (ref.macs, ref.activations, ref.peak_memory_bytes)
@@ -47,8 +38,8 @@ def test_zoo_model_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert "fits" not in d
 
 
-def test_int8_and_device_fits(capsys: pytest.CaptureFixture[str]) -> None:
-    d = run_json(capsys, "squeezenet1_1", "--resolution", "64", "--precision", "int8", "--device", "stm32f746")
+def test_int8_and_device_fits(cli: Cli) -> None:
+    d = run_json(cli, "squeezenet1_1", "--resolution", "64", "--precision", "int8", "--device", "stm32f746")
     assert d["precision"] == "int8" and d["weight_bytes"] == d["params"] == 1_235_496
     assert d["peak_memory_bytes"] == d["peak_activations"]
     fits = d["fits"]
@@ -58,16 +49,16 @@ def test_int8_and_device_fits(capsys: pytest.CaptureFixture[str]) -> None:
     assert (flash["resource"], flash["need_bytes"], flash["ok"]) == ("flash", 1_235_496, False)
 
 
-def test_device_from_yaml(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_device_from_yaml(cli: Cli, tmp_path: Path) -> None:
     f = tmp_path / "board.yaml"
     f.write_text("name: bigboard\nkind: mcu\nsram_bytes: 2MiB\nflash_bytes: 8MiB\n")
-    d = run_json(capsys, "squeezenet1_1", "-r", "64", "-p", "int8", "--device", str(f))
+    d = run_json(cli, "squeezenet1_1", "-r", "64", "-p", "int8", "--device", str(f))
     assert d["fits"]["device"] == "bigboard" and d["fits"]["fits"] is True
 
 
-def test_traced_zoo_equals_analytic(capsys: pytest.CaptureFixture[str]) -> None:
-    a = run_json(capsys, "shufflenet_v2_x1_0", "-r", "64")
-    t = run_json(capsys, "shufflenet_v2_x1_0", "-r", "64", "--trace")
+def test_traced_zoo_equals_analytic(cli: Cli) -> None:
+    a = run_json(cli, "shufflenet_v2_x1_0", "-r", "64")
+    t = run_json(cli, "shufflenet_v2_x1_0", "-r", "64", "--trace")
     keys = ("params", "macs", "other_ops", "activations", "peak_memory_bytes")
     assert [a[k] for k in keys] == [t[k] for k in keys]
     assert [(r["op"], r["out_shape"], r["macs"]) for r in a["layers"]] == [
@@ -84,28 +75,28 @@ def test_table_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert "stages.1.0.shortcut.conv" not in out and "11,689,512" in out
 
 
-def test_space_arch(capsys: pytest.CaptureFixture[str]) -> None:
+def test_space_arch(cli: Cli) -> None:
     space = get_space("nb201")
     ref = space.cost(space.parse(NB201))
-    d = run_json(capsys, f"nb201:{NB201}")
+    d = run_json(cli, f"nb201:{NB201}")
     assert (d["params"], d["macs"], d["peak_activations"]) == (ref.params, ref.macs, ref.peak_activations)
     assert d["resolution"] == 32 and d["input_shape"] == [3, 32, 32]
     assert sum(r["macs"] for r in d["layers"]) == d["macs"]
     assert sum(r["params"] for r in d["layers"]) == d["params"]
-    assert "warning" not in capsys.readouterr().err
+    assert "warning" not in cli.err
 
 
-def test_mobilenet_space_arch_at_another_resolution(capsys: pytest.CaptureFixture[str]) -> None:
+def test_mobilenet_space_arch_at_another_resolution(cli: Cli) -> None:
     space = get_space("mobilenet")
     arch = space.sample(np.random.default_rng(1))
-    d = run_json(capsys, f"mobilenet:{arch}", "-r", "64")
+    d = run_json(cli, f"mobilenet:{arch}", "-r", "64")
     ref = space.cost(arch, 64)
     assert (d["params"], d["macs"], d["resolution"]) == (ref.params, ref.macs, 64)
     assert sum(r["macs"] for r in d["layers"]) == d["macs"]
 
 
-def test_unknown_model_lists_known_names(capsys: pytest.CaptureFixture[str]) -> None:
-    err = error_line(capsys, "resnet9000")
+def test_unknown_model_lists_known_names(cli: Cli) -> None:
+    err = cli.error("profile", "resnet9000")
     assert "unknown model 'resnet9000'" in err
     assert all(name in err for name in zoo.list_models())
 
@@ -123,8 +114,8 @@ def test_unknown_model_lists_known_names(capsys: pytest.CaptureFixture[str]) -> 
         (("nosuchspace:abc",), "unknown space 'nosuchspace'"),
     ],
 )
-def test_bad_input_exit_2_one_line(capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str) -> None:
-    assert message in error_line(capsys, *args)
+def test_bad_input_exit_2_one_line(cli: Cli, args: tuple[str, ...], message: str) -> None:
+    assert message in cli.error("profile", *args)
 
 
 def test_python_api_profiles_names_and_architectures() -> None:

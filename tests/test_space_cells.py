@@ -291,10 +291,8 @@ def test_chained_cell_cost_equals_whole_network_emission(name: str, opts: dict[s
         assert totals(fast) == totals(full) and fast.output_shape == full.output_shape, str(a)
 
 
-def test_darts_reads_every_naslib_nb301_encoding() -> None:
-    path = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "naslib_zc_subsets" / "zc_nasbench301.json"
-    if not path.exists():
-        pytest.skip("shared NASLib data not present")
+def test_darts_reads_every_naslib_nb301_encoding(shared_data: Path) -> None:
+    path = shared_data / "naslib_zc_subsets" / "zc_nasbench301.json"
     table = json.loads(path.read_text())["nasbench301"]["cifar10"]
     sp = get_space("darts")
     archs = [sp.naslib_arch(enc) for enc in table]

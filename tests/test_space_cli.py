@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from nasforge.cli import main
+from conftest import Cli
 from nasforge.spaces import get_space
 
 SMALL = ["-o", "resolutions=32,40", "-o", "in_channels=1", "-o", "stage_channels=[16, 24]", "-o",
          "stage_strides=2,2", "-o", "depths=1,2", "-o", "kernels=3,5", "-o", "expands=3,6", "-o", "widths=0.5"]
 
 
-def test_list_shows_spaces_with_sizes(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["space", "list", "--json"]) == 0
-    rows = {r["name"]: r["size"] for r in json.loads(capsys.readouterr().out)}
+def test_list_shows_spaces_with_sizes(cli: Cli) -> None:
+    rows = {r["name"]: r["size"] for r in cli.json("space", "list")}
     assert rows["mobilenet"] == get_space("mobilenet").size()
 
 
-def test_describe_json_has_exact_size_and_cost_range(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["space", "describe", "mobilenet", *SMALL, "--samples", "30", "--json"]) == 0
-    d = json.loads(capsys.readouterr().out)
+def test_describe_json_has_exact_size_and_cost_range(cli: Cli) -> None:
+    d = cli.json("space", "describe", "mobilenet", *SMALL, "--samples", "30")
     assert d["size"] == 2 * (4 + 16) ** 2 == get_space("mobilenet", resolutions=[32, 40], in_channels=1,
                                                       stage_channels=[16, 24], stage_strides=[2, 2],
                                                       depths=[1, 2], kernels=[3, 5], expands=[3, 6],
@@ -31,16 +27,14 @@ def test_describe_json_has_exact_size_and_cost_range(capsys: pytest.CaptureFixtu
     assert 0 < lo < hi
 
 
-def test_describe_default_size_is_a_json_integer(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["space", "describe", "mobilenet", "--samples", "3", "--json"]) == 0
-    d = json.loads(capsys.readouterr().out)
+def test_describe_default_size_is_a_json_integer(cli: Cli) -> None:
+    d = cli.json("space", "describe", "mobilenet", "--samples", "3")
     assert isinstance(d["size"], int) and d["size"] == get_space("mobilenet").size() > 2**64
 
 
-def test_sample_is_seeded_and_parseable(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["space", "sample", "mobilenet", "-n", "4", "--seed", "3", *SMALL, "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert main(["space", "sample", "mobilenet", "-n", "4", "--seed", "3", *SMALL]) == 0
+def test_sample_is_seeded_and_parseable(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = cli.json("space", "sample", "mobilenet", "-n", "4", "--seed", "3", *SMALL)
+    assert cli("space", "sample", "mobilenet", "-n", "4", "--seed", "3", *SMALL) == 0
     text = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in text] == [r["arch"] for r in rows]
     sp = get_space("mobilenet", resolutions=[32, 40], in_channels=1, stage_channels=[16, 24], stage_strides=[2, 2],
@@ -58,7 +52,5 @@ def test_sample_is_seeded_and_parseable(capsys: pytest.CaptureFixture[str]) -> N
     (["space", "sample", "mobilenet", "-o", "kernels"], "bad --option 'kernels'; expected key=value"),
     (["space", "sample", "mobilenet", "-n", "0"], "-n must be >= 1"),
 ])
-def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) == 1
+def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str, cli: Cli) -> None:
+    assert message in cli.error(*argv)

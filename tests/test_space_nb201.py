@@ -16,7 +16,6 @@ from nasforge.errors import NasforgeError
 from nasforge.spaces import get_space
 from nasforge.spaces.nb201 import NB201_OPS, NB201Cell, NB201Space, _cell_part, naslib_to_nb201
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 
@@ -54,10 +53,8 @@ def test_string_round_trip_and_decision_order() -> None:
         assert sp.parse(str(b)) == b and sp.decode(sp.encode(b)) == b
 
 
-def test_every_official_string_parses_back_to_itself() -> None:
-    path = DATA / "nb201_nats_tss" / "nb201_cifar10_test_200ep_mean3seeds.csv"
-    if not path.exists():
-        pytest.skip("shared NB201 data not present")
+def test_every_official_string_parses_back_to_itself(shared_data: Path) -> None:
+    path = shared_data / "nb201_nats_tss" / "nb201_cifar10_test_200ep_mean3seeds.csv"
     sp = get_space("nb201")
     with path.open() as f:
         strings = [row["arch"] for row in csv.DictReader(f)]
@@ -185,10 +182,9 @@ def test_naslib_encoding_mapping() -> None:
 @pytest.mark.parametrize(("dataset", "classes", "resolution", "limit"), [
     ("cifar10", 10, 32, None), ("cifar100", 100, 32, 100), ("ImageNet16-120", 120, 16, 100),
 ])
-def test_params_and_flops_match_naslib_tables(dataset: str, classes: int, resolution: int, limit: int | None) -> None:
-    path = DATA / "naslib_zc_subsets" / "zc_nasbench201.json"
-    if not path.exists():
-        pytest.skip("shared NASLib data not present")
+def test_params_and_flops_match_naslib_tables(dataset: str, classes: int, resolution: int, limit: int | None,
+                                             shared_data: Path) -> None:
+    path = shared_data / "naslib_zc_subsets" / "zc_nasbench201.json"
     table = json.loads(path.read_text())["nasbench201"][dataset]
     assert len(table) == 491
     sp = get_space("nb201", num_classes=classes, resolution=resolution)

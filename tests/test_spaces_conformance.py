@@ -160,7 +160,6 @@ def test_build_forward_and_backward(name: str) -> None:
 
 @pytest.mark.parametrize("name", SPACES)
 def test_analytic_cost_equals_traced_cost(name: str) -> None:
-    pytest.importorskip("nasforge.cost._trace", reason="the tracer (cost/_trace.py) has not landed")
     from nasforge import profile
 
     torch.set_num_threads(1)

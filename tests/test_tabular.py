@@ -14,8 +14,6 @@ from nasforge.errors import NasforgeError
 from nasforge.estimators import TabularEstimator
 from runner_toy import ToySpace
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201_nats_tss"
-
 
 def _csv(tmp: Path, text: str) -> Path:
     p = tmp / "table.csv"
@@ -68,10 +66,8 @@ def test_missing_file_and_bad_scale(tmp_path: Path) -> None:
         TabularEstimator(p, "a", "r", time_scale=0.0)
 
 
-def test_real_nb201_table_lookup_is_fast() -> None:
-    table = DATA / "nb201_12ep_acc_minibench.csv"
-    if not table.exists():
-        pytest.skip(f"real data not found at {table}")
+def test_real_nb201_table_lookup_is_fast(shared_data: Path) -> None:
+    table = shared_data / "nb201_nats_tss" / "nb201_12ep_acc_minibench.csv"
     est = TabularEstimator(table, "cellstr", "cifar10-val", final_col="cifar10-test")
     assert len(est) == 15625
     best = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
@@ -85,15 +81,12 @@ def test_real_nb201_table_lookup_is_fast() -> None:
     assert per < 50e-6, f"lookup took {per * 1e6:.1f} us"
 
 
-def test_search_loop_on_real_nb201_table(tmp_path: Path) -> None:
+def test_search_loop_on_real_nb201_table(tmp_path: Path, shared_data: Path) -> None:
     """run_search + TabularEstimator + a registered strategy on NB201; a resumed run extends to the same trials."""
     from nasforge.runner import run_search
-    from nasforge.spaces import get_space, list_spaces
-    from nasforge.strategies import list_strategies
+    from nasforge.spaces import get_space
 
-    table = DATA / "nb201_12ep_acc_minibench.csv"
-    if not table.exists() or "nb201" not in list_spaces() or "evolution" not in list_strategies():
-        pytest.skip("needs the real NB201 table, the nb201 space and the evolution strategy")
+    table = shared_data / "nb201_nats_tss" / "nb201_12ep_acc_minibench.csv"
     space = get_space("nb201")
     est = TabularEstimator(table, "cellstr", "cifar10-val", final_col="cifar10-test", space=space)
     full = run_search(space, "evolution", est, 40, ["params<=1e6"], seed=5)

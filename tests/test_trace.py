@@ -1,6 +1,6 @@
 """The traced path: any module, functional calls, control flow, and traced == analytic on every zoo model.
 
-torchprofile (if installed) is compared too. Its convention differs from ours (see .notes/cost.md): besides
+torchprofile (a dev dependency) is compared too. Its convention differs from ours (see .notes/cost.md): besides
 conv/linear/matmul MACs it adds one per output element of batch norm (affine), average pooling (also
 adaptive) and ``mean``, and elementwise ``mul``; it ignores biases as we do. So on every network
 ``torchprofile == ours + sum(out elements of those layers)``, exactly.
@@ -14,6 +14,7 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+import torchprofile as tp
 from torch import Tensor, nn
 
 from nasforge import NasforgeError, zoo
@@ -169,7 +170,6 @@ def test_zoo_traced_equals_analytic(name: str) -> None:
     published = zoo.model_info(name).params
     if published is not None:
         assert t.params == published
-    tp = pytest.importorskip("torchprofile")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         theirs = tp.profile_macs(m.eval(), torch.randn(1, *spec.input_shape))
@@ -185,7 +185,6 @@ def test_zoo_traced_equals_analytic_at_224(name: str) -> None:
 
 
 def test_torchprofile_convention_on_functional_module() -> None:
-    tp = pytest.importorskip("torchprofile")
     m = Functional()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -21,7 +21,6 @@ from nasforge.estimators import PROXIES, ZeroCostEstimator, get_proxy, random_ba
 from nasforge.spaces import Architecture, Decision, SearchSpace, get_space
 
 torch.set_num_threads(1)
-ZC_JSON = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "naslib_zc_subsets" / "zc_nasbench201.json"
 NASLIB_OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
 
 
@@ -125,13 +124,10 @@ def _nb201_string(enc: str) -> str:
     return f"|{t[0]}~0|+|{t[1]}~0|{t[3]}~1|+|{t[2]}~0|{t[4]}~1|{t[5]}~2|"
 
 
-@pytest.mark.skipif(not ZC_JSON.is_file(), reason=f"{ZC_JSON} not found")
-def test_synflow_ranks_nb201_like_naslib() -> None:
-    try:
-        space = get_space("nb201")
-    except NasforgeError:
-        pytest.skip("the nb201 space is not available")
-    table = json.loads(ZC_JSON.read_text())["nasbench201"]["cifar10"]
+def test_synflow_ranks_nb201_like_naslib(shared_data: Path) -> None:
+    space = get_space("nb201")
+    path = shared_data / "naslib_zc_subsets" / "zc_nasbench201.json"
+    table = json.loads(path.read_text())["nasbench201"]["cifar10"]
     encs = [e for e in table if table[e]["synflow"] > 0][::23][:20]  # 20 archs spread over the file
     est = ZeroCostEstimator(space, "synflow", batch_size=2)
     ours = [est.score(space.parse(_nb201_string(e))) for e in encs]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from conftest import Cli
 from nasforge.blocks import NetworkSpec
 from nasforge.cli import main
 from nasforge.errors import NasforgeError
@@ -173,9 +173,8 @@ def test_cli_zoo_table_lists_every_model(capsys: pytest.CaptureFixture[str]) -> 
     assert "15,470.3" in out  # vgg16 MACs (M) at 224
 
 
-def test_cli_zoo_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["zoo", "--resolution", "160", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+def test_cli_zoo_json(cli: Cli) -> None:
+    rows = cli.json("zoo", "--resolution", "160")
     assert [r["name"] for r in rows] == MODELS
     keys = {"name", "family", "resolution", "precision", "params", "macs", "activations", "peak_memory_bytes",
             "weight_bytes", "top1", "top1_source", "published_macs", "macs_source"}
@@ -186,12 +185,11 @@ def test_cli_zoo_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert (r18["peak_memory_bytes"], r18["weight_bytes"]) == (4 * spec_cost.peak_activations, 4 * 11_689_512)
 
 
-def test_cli_zoo_plot_writes_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_zoo_plot_writes_png(tmp_path: Path, cli: Cli) -> None:
     out = tmp_path / "zoo.png"
-    assert main(["zoo", "--json", "--plot", str(out)]) == 0
+    assert len(cli.json("zoo", "--plot", str(out))) == len(MODELS)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out.stat().st_size > 10_000
-    json.loads(capsys.readouterr().out)
 
 
 @pytest.mark.parametrize(
@@ -205,8 +203,5 @@ def test_cli_zoo_plot_writes_png(tmp_path: Path, capsys: pytest.CaptureFixture[s
         (["--plot", "no/such/folder/zoo.png"], "does not exist"),
     ],
 )
-def test_cli_zoo_bad_input_exits_2(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["zoo", *args]) == 2
-    err = capsys.readouterr().err
-    assert message in err
-    assert err.count("\n") == 1
+def test_cli_zoo_bad_input_exits_2(args: list[str], message: str, cli: Cli) -> None:
+    assert message in cli.error("zoo", *args)
