@@ -67,7 +67,7 @@ def test_darts_pt_selection_uses_only_val_subset_images(tmp_path, capsys, monkey
 @pytest.mark.parametrize(("args", "message"), [
     (["oneshot", "enas", *TINY], "unknown one-shot method 'enas'; allowed: darts, proxyless, spos"),
     (["oneshot", "darts", "--space", "nope", *TINY], "unknown space 'nope'"),
-    (["oneshot", "darts", "--space", "lattice", *TINY], "has no supernet; supernets exist for: nb201, darts"),
+    (["oneshot", "darts", "--space", "lattice", *TINY], "has no supernet; supernets exist for: config, darts"),
     (["oneshot", "spos", *NB201, "--latency-target", "5", *TINY], "apply to proxyless only"),
     (["oneshot", "darts", *NB201, "--selection", "best", *TINY], "unknown selection 'best'; allowed: alpha, pt"),
     (["oneshot", "darts", *NB201, "--warmup-epochs", "2", *TINY], "warmup epochs=2 must be in 0..1"),

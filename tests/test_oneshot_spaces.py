@@ -131,7 +131,7 @@ def test_proxyless_step_memory_below_a_third_of_darts() -> None:
 
 
 def test_space_without_supernet_and_bad_options() -> None:
-    with pytest.raises(NasforgeError, match="supernets exist for: nb201, darts, mobilenet"):
+    with pytest.raises(NasforgeError, match="supernets exist for: config, darts, mobilenet, nb201"):
         make_supernet(get_space("nasnet"))
     with pytest.raises(NasforgeError, match=r"width=0\.3 is not a choice"):
         make_supernet(mobile_space(), width=0.3)

@@ -24,6 +24,7 @@ import yaml
 
 from nasforge.errors import NasforgeError
 from nasforge.oneshot import (
+    METHODS,
     OneShotResult,
     Supernet,
     SupernetEstimator,
@@ -38,7 +39,6 @@ from nasforge.oneshot import (
     table_from_lut,
 )
 
-METHODS = ("darts", "proxyless", "spos")
 DEVICES = ("cpu", "cuda")
 Status = Callable[[str], None]
 

@@ -18,8 +18,9 @@ from torch import Tensor, nn
 
 from nasforge.blocks import ConvBNAct
 from nasforge.errors import NasforgeError
+from nasforge.oneshot._registry import register_supernet
 from nasforge.oneshot._supernet import ChoiceBlock, Supernet
-from nasforge.spaces import Architecture
+from nasforge.spaces import Architecture, get_space
 from nasforge.spaces._cell_ops import make_op
 from nasforge.spaces._cellnet import DartsCell, preprocess, stack_cells
 from nasforge.spaces.darts import CELLS, DartsSpace
@@ -64,6 +65,11 @@ class SuperDartsCell(nn.Module):
         return torch.cat(states[2:], dim=1)
 
 
+def _example() -> DartsSpace:
+    return cast(DartsSpace, get_space("darts", C=4, layers=3, resolution=8))
+
+
+@register_supernet("darts", DartsSpace, options=("num_classes",), example=_example)
 class DartsSupernet(Supernet):
     """stem -> ``layers`` super cells (reductions at 1/3 and 2/3) -> global pool, linear."""
 
@@ -106,6 +112,9 @@ class DartsSupernet(Supernet):
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1)
         return cast(Tensor, self.classifier(torch.flatten(self.pool(s1), 1)))
+
+    def input_shape(self) -> tuple[int, ...]:
+        return (3, self.darts.resolution, self.darts.resolution)
 
     def _edge(self, j: int, i: int) -> int:
         """Unit offset of edge node j <- input i within one cell type."""

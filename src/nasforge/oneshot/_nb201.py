@@ -12,8 +12,9 @@ import torch
 from torch import Tensor, nn
 
 from nasforge.blocks import ConvBNAct, Flatten, GlobalPool, Linear
+from nasforge.oneshot._registry import register_supernet
 from nasforge.oneshot._supernet import ChoiceBlock, Supernet, decision_units
-from nasforge.spaces import Architecture
+from nasforge.spaces import Architecture, get_space
 from nasforge.spaces._cell_ops import BNReLU, ResNetBasicBlock, make_op
 from nasforge.spaces.nb201 import EDGES, NB201Space
 
@@ -43,6 +44,11 @@ class SuperCell(nn.Module):
         return nodes[-1]
 
 
+def _example() -> NB201Space:
+    return cast(NB201Space, get_space("nb201", C=4, N=1, resolution=8))
+
+
+@register_supernet("nb201", NB201Space, options=("num_classes", "in_channels"), example=_example)
 class NB201Supernet(Supernet):
     """stem -> 3 stages of N super cells (ResNet reduction blocks between) -> BN-ReLU, pool, linear."""
 
@@ -71,6 +77,9 @@ class NB201Supernet(Supernet):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.stages(self.stem(x)))
+
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.in_channels, self.nb201.resolution, self.nb201.resolution)
 
     def to_standalone(self, arch: Architecture, num_classes: int | None = None) -> nn.Module:
         """The stand-alone network of ``arch`` (``space.build``) carrying this supernet's weights."""

@@ -24,9 +24,12 @@ from torch import Tensor, nn
 
 from nasforge.blocks._modules import InvertedResidualModule
 from nasforge.errors import NasforgeError
+from nasforge.oneshot._registry import register_supernet
 from nasforge.oneshot._supernet import ChoiceBlock, Supernet
-from nasforge.spaces import Architecture
+from nasforge.spaces import Architecture, get_space
 from nasforge.spaces._staged import StagedSpace, fmt_value
+from nasforge.spaces.config import ConfigSpace
+from nasforge.spaces.mobilenet import MobileNetSpace
 
 
 def _pick(space: StagedSpace, what: str, values: tuple[Any, ...], value: Any) -> int:
@@ -43,6 +46,29 @@ def _network(space: StagedSpace, arch: Architecture, num_classes: int | None) ->
     return fn(arch, num_classes=num_classes)
 
 
+def _mobilenet_example() -> StagedSpace:
+    return cast(StagedSpace, get_space(
+        "mobilenet", stage_channels=[8, 16], stage_strides=[2, 1], depths=[1, 2], kernels=[3, 5], expands=[1, 3],
+        widths=[0.5, 1.0], resolutions=[8, 16], num_classes=10, stem_channels=8, first_channels=8,
+        head_channels=16))
+
+
+def _config_example() -> StagedSpace:
+    return cast(StagedSpace, get_space("config", spec={
+        "input": {"channels": 3, "resolutions": [8]}, "num_classes": 10, "widths": [0.5, 1.0],
+        "stem": {"channels": 8, "stride": 1},
+        "stages": [{"block": "inverted_residual", "channels": 8, "stride": 2, "depth": [1, 2], "kernel": [3, 5],
+                    "expand": [1, 3]},
+                   {"block": "conv_bn_act", "channels": 16, "stride": 1, "depth": [1], "kernel": [3]},
+                   {"block": "basic", "channels": 16, "stride": 1, "depth": [1, 2]}],
+        "head": {"channels": 16}}))
+
+
+_OPTIONS = ("num_classes", "resolution", "width")
+
+
+@register_supernet("config", ConfigSpace, options=_OPTIONS, example=_config_example)
+@register_supernet("mobilenet", MobileNetSpace, options=_OPTIONS, example=_mobilenet_example)
 class StagedSupernet(Supernet):
     """stem -> per stage, per slot a choice block (block combos + skip on optional slots) -> head."""
 

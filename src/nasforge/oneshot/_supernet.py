@@ -153,6 +153,10 @@ class Supernet(nn.Module):
         """The stand-alone network of ``arch`` (``space.build``) carrying this supernet's weights."""
         raise NotImplementedError
 
+    def input_shape(self) -> tuple[int, ...]:
+        """The (channels, height, width) of one input image."""
+        raise NotImplementedError
+
 
 def decision_units(space: SearchSpace) -> tuple[list[str], list[tuple[str, ...]]]:
     """Unit names and candidate labels when units are the space's decisions."""
