@@ -4,7 +4,9 @@ Joins three tables of ../shared/data/nb201_nats_tss by arch string (see its PROV
 reward = 12-epoch ``cifar10-val`` (nb201_12ep_acc_minibench.csv, arch ``cellstr``), final = 200-epoch
 ``cifar10_test_200ep`` (nb201_cifar10_test_200ep_mean3seeds.csv, arch ``arch``), time = ``train-all-time``
 (total 200-epoch training seconds, nats_tss_cifar10-valid_200ep_mean3seeds_full_metrics.csv, arch ``arch_str``)
-x 12/200, simulated budget 12,000 s. Prints mean +/- std (ddof=1) over seeds at 25/50/100/200 queries and
+x 12/200, simulated budget 12,000 s. The tables hold percent; ``TabularEstimator`` reads them as fractions
+(its stated rule), and this script prints those fractions x 100 as percent, to compare with the anchors and
+bench/RESULTS.md, which are in percent. Prints mean +/- std (ddof=1) over seeds at 25/50/100/200 queries and
 under the time budget, checks the random/evolution anchors, the wall time, and per ask+tell overhead at
 1000 trials beside Optuna TPE's.
 
@@ -29,6 +31,7 @@ from nasforge.jobs._benchmark import format_table, make_strategy, plot, run_benc
 from nasforge.spaces import get_space
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201_nats_tss"
+# published means and stds, in percent
 ANCHORS = {("random", "100"): (93.73, 0.32), ("evolution", "100"): (93.90, 0.45),
            ("random", "12000s"): (93.75, None), ("evolution", "12000s"): (93.92, 0.30),
            ("optuna-tpe", "25"): (93.42, None), ("optuna-tpe", "50"): (93.91, None),
@@ -111,21 +114,22 @@ def main() -> None:
             print(f"optuna {o['version']}: optuna-tpe = {o['optuna-tpe']}; optuna-gp = {o['optuna-gp']}")
         results.update(slow=res_slow.to_dict(), slow_wall_s=wall_slow)
         res.strategies.update(res_slow.strategies)
-    print("\n== anchors (issue 4; mean +/- std of the final; z = diff / standard error)")
+    print("\n== anchors (issue 4; mean +/- std of the final, in percent; z = diff / standard error)")
     for (name, key), (m, sd) in ANCHORS.items():
         st = res.strategies.get(name, {}).get(key)
         if st is None or not st.n:
             continue
-        se = math.sqrt(st.std**2 / st.n + ((sd or st.std) ** 2) / args.seeds)
-        print(f"{name:>10} @{key:>6}: {st.mean:.2f} +/- {st.std:.2f}  anchor {m:.2f}"
-              f"{'' if sd is None else f' +/- {sd:.2f}'}  z={(st.mean - m) / se:+.2f}")
+        mean, std = 100 * st.mean, 100 * st.std  # the fractions in percent, as the anchors
+        se = math.sqrt(std**2 / st.n + ((sd or std) ** 2) / args.seeds)
+        print(f"{name:>10} @{key:>6}: {mean:.2f} +/- {std:.2f} %  anchor {m:.2f}"
+              f"{'' if sd is None else f' +/- {sd:.2f}'} %  z={(mean - m) / se:+.2f}")
     ref = res.strategies.get("optuna-tpe")
     ours = {n: row for n, row in res.strategies.items() if not n.startswith("optuna-")}
     if ref and ours:
-        print("\n== best nasforge strategy vs Optuna TPE (mean final)")
+        print("\n== best nasforge strategy vs Optuna TPE (mean final, in percent)")
         for key, r in ref.items():
             name, row = max(ours.items(), key=lambda kv: kv[1][key].mean if kv[1][key].n else -math.inf)
-            print(f"{key:>7}: {name} {row[key].mean:.2f} vs TPE {r.mean:.2f} "
+            print(f"{key:>7}: {name} {100 * row[key].mean:.2f} % vs TPE {100 * r.mean:.2f} % "
                   f"({'at or above' if row[key].mean >= r.mean else 'below'})")
     names = [n for n in ("random", "evolution", "local", "optuna-tpe") if n in fast + slow or n == "optuna-tpe"]
     oh = overhead_ms(space, names, args.overhead_trials)

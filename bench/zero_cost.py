@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             dump()
             print(f"  {i + 1}/{len(encs)} archs, {time.perf_counter() - t_start:.0f} s", flush=True)
     dump()
-    acc = [table[e]["val_accuracy"] for e in encs]
+    acc = [table[e]["val_accuracy"] for e in encs]  # percent in NASLib's file; only its ranks are used
     print(f"\n{'proxy':<10} {'inputs':<14} {'ours~acc':>9} {'recorded~acc':>13} {'gap':>7} {'ok':>4} {'s/arch':>8}")
     verdict: dict[str, bool] = {}
     for p, k in runs:

@@ -8,7 +8,8 @@ import pytest
 
 from nasforge import NasforgeError
 from nasforge.cost import Cost
-from nasforge.hardware import Device, get_device, list_devices, load_devices, parse_bytes
+from nasforge.hardware import Device, get_device, list_devices, load_devices
+from nasforge.units import parse_bytes
 
 
 def cost(params: int, peak: int, precision: str = "fp32") -> Cost:
@@ -46,7 +47,8 @@ def test_ram_devices_check_weights_plus_peak() -> None:
 
 def test_parse_bytes() -> None:
     assert parse_bytes(512, "x") == 512
-    assert parse_bytes("320KB", "x") == parse_bytes("320 KiB", "x") == 320 * 1024
+    assert parse_bytes("320 KiB", "x") == 320 * 1024
+    assert parse_bytes("320kB", "x") == parse_bytes("320KB", "x") == 320_000
     assert parse_bytes("1.5GiB", "x") == 3 * 1024**3 // 2
     for bad in ("12 parsecs", "-1", True, 0, 1.5, "lots"):
         with pytest.raises(NasforgeError):
@@ -60,7 +62,7 @@ def test_load_devices_from_yaml(tmp_path: Path) -> None:
                  "  - {name: pi4, kind: cpu, ram_bytes: 4GB}\n")
     devs = load_devices(f)
     assert devs["nano33"] == Device("nano33", "mcu", 256 * 1024, 1024 * 1024, None, "nRF52840")
-    assert devs["pi4"].ram_bytes == 4 * 1024**3
+    assert devs["pi4"].ram_bytes == 4 * 1000**3  # GB is SI, GiB binary
     assert get_device(f"{f}:pi4") == devs["pi4"]
     with pytest.raises(NasforgeError, match="defines 2 devices"):
         get_device(str(f))
@@ -75,7 +77,7 @@ def test_load_devices_from_yaml(tmp_path: Path) -> None:
         ("name: a\nkind: mcu\nsram_bytes: 1\nflash_bytes: 1\nspeed: 3\n", "unknown key 'speed'"),
         ("name: a\nkind: toaster\nram_bytes: 1\n", "kind 'toaster' is not allowed; allowed: mcu, phone, gpu, cpu"),
         ("name: a\nkind: mcu\nflash_bytes: 1\n", "needs sram_bytes"),
-        ("name: a\nkind: gpu\nram_bytes: [1]\n", "ram_bytes \\[1\\] must be a positive integer"),
+        ("name: a\nkind: gpu\nram_bytes: [1]\n", "ram_bytes \\[1\\] is not a size; allowed: an integer"),
         ("name: 7\nkind: gpu\nram_bytes: 1\n", "name 7 must be a string"),
         ("kind: gpu\nram_bytes: 1\n", "missing key 'name'"),
         ("devices: []\n", "non-empty list"),

@@ -32,9 +32,10 @@ def _run(tmp: Path | None, budget: int = 20, **kw: object):  # type: ignore[no-u
 # -- constraints ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("text,key,limit", [
     ("macs<=50e6", "macs", 50e6), ("params<=1e6", "params", 1e6), ("params <= 1.5M", "params", 1.5e6),
-    ("peak_memory<=320kB", "peak_memory", 320e3), ("peak_memory<=320KiB", "peak_memory", 320 * 1024),
-    ("weights<=1MB", "weights", 1e6), ("weights<=2MiB", "weights", 2 * 1024**2), ("latency<=5", "latency", 5.0),
-    ("latency<=5ms", "latency", 5.0), ("peak_memory<=1000", "peak_memory", 1000.0),
+    ("peak_memory_bytes<=320kB", "peak_memory_bytes", 320e3), ("peak_memory<=320KiB", "peak_memory_bytes", 320 * 1024),
+    ("weights<=1MB", "weight_bytes", 1e6), ("weight_bytes<=2MiB", "weight_bytes", 2 * 1024**2),
+    ("latency<=5", "latency", 5.0), ("latency<=5ms", "latency", 5.0),
+    ("peak_memory<=1000", "peak_memory_bytes", 1000.0),
 ])
 def test_parse_constraint(text: str, key: str, limit: float) -> None:
     c = parse_constraint(text)

@@ -53,7 +53,7 @@ def test_macs_within_one_percent_of_published(name: str) -> None:
 def test_info_names_its_sources(name: str) -> None:
     info = model_info(name)
     assert info.name == name
-    assert 0 < info.top1 < 100
+    assert 0.5 < info.top1 < 0.85  # a fraction (the published percent / 100)
     assert info.top1_source and info.macs_source
 
 
@@ -151,15 +151,15 @@ def test_register_model_enrols_a_builder(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(_registry, "_BUILDERS", dict(_registry._BUILDERS))
     monkeypatch.setattr(_registry, "_INFO", dict(_registry._INFO))
 
-    @register_model(family="toy", top1=10.0, top1_source="here", macs=1, macs_source="here")
+    @register_model(family="toy", top1_percent=10.0, top1_source="here", macs=1, macs_source="here")
     def toy(num_classes: int, resolution: int) -> NetworkSpec:
         return create("squeezenet1_1", num_classes, resolution)
 
     assert "toy" in list_models()
-    assert model_info("toy") == ModelInfo("toy", "toy", 10.0, "here", 1, "here")
+    assert model_info("toy") == ModelInfo("toy", "toy", 0.1, "here", 1, "here")  # percent in, fraction stored
     assert create("toy", 5, 64).cost().output_shape == (5,)
     with pytest.raises(ValueError, match="registered twice"):
-        register_model(family="toy", top1=1.0, top1_source="", macs=1, macs_source="")(toy)
+        register_model(family="toy", top1_percent=1.0, top1_source="", macs=1, macs_source="")(toy)
 
 
 # -- the `nasforge zoo` command ------------------------------------------------------------------------

@@ -34,6 +34,9 @@ def benchmark(
     final_col: Annotated[str | None, typer.Option(
         "--final-col", help="column reported for the best-reward arch (default: the reward column)")] = None,
     space: Annotated[str, typer.Option("--space", help="registered search space the strings belong to")] = "nb201",
+    percent: Annotated[bool | None, typer.Option(
+        "--percent/--no-percent", help="reward/final columns are percent (divided by 100) / used as they are; "
+        "default: percent when a column's values lie in [0, 100] with some above 1")] = None,
     time_col: Annotated[str | None, typer.Option("--time-col", help="column of seconds per query")] = None,
     time_scale: Annotated[str, typer.Option("--time-scale", help="factor on the time column, e.g. 12/200")] = "1",
     time_budget: Annotated[float | None, typer.Option(
@@ -66,7 +69,7 @@ def benchmark(
         raise NasforgeError("--strategies is empty; e.g. random,evolution,local")
     sp = get_space(space)
     est = TabularEstimator(table, arch_col, reward_col, final_col=final_col, time_col=time_col,
-                           time_scale=parse_scale(time_scale), space=sp)
+                           time_scale=parse_scale(time_scale), space=sp, percent=percent)
 
     show = not as_json and sys.stderr.isatty()
 

@@ -84,8 +84,11 @@ def edf_cmd(
     arch_col: Annotated[str, typer.Option("--arch-col", help="column of architecture strings")],
     reward_col: Annotated[str, typer.Option("--reward-col", help="column of the metric (e.g. accuracy)")],
     n: Annotated[int, typer.Option("-n", help="architectures sampled per space")] = 500,
-    error_from: Annotated[str, typer.Option("--error-from", help="percent (error = 100 - reward), fraction "
-                                            "(1 - reward) or error (reward is the error)")] = "percent",
+    error_from: Annotated[str, typer.Option("--error-from", help="accuracy (a fraction; error = 1 - reward) or "
+                                            "error (the reward is the error)")] = "accuracy",
+    percent: Annotated[bool | None, typer.Option(
+        "--percent/--no-percent", help="the reward column is percent (divided by 100) / used as it is; default: "
+        "percent when its values lie in [0, 100] with some above 1")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     option: OptionArg = None,
     plot: Annotated[str | None, typer.Option("--plot", help="write the EDF plot (PNG) here")] = None,
@@ -107,12 +110,12 @@ def edf_cmd(
         path = path_of[id(s)]
         key = (path, s.space.name)
         if key not in cache:
-            cache[key] = TabularEstimator(path, arch_col, reward_col, space=s.space)
+            cache[key] = TabularEstimator(path, arch_col, reward_col, space=s.space, percent=percent)
         return cache[key]
 
     curves = edf(specs, estimator_of, n, seed, error_from)
     if plot:
-        plot_edf(curves, plot, "error (%)" if error_from == "percent" else "error")
+        plot_edf(curves, plot, "error (fraction)")
     rows = [c.to_dict() for c in curves]
     if as_json:
         typer.echo(json.dumps(rows))

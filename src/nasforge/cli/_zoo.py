@@ -34,9 +34,11 @@ def zoo(
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(r["name"], f"{r['params'] / 1e6:.2f}", f"{r['macs'] / 1e6:,.1f}",
-                      f"{r['peak_memory_bytes'] / 1e6:.2f}", f"{r['weight_bytes'] / 1e6:.1f}", f"{r['top1']:.1f}")
+                      f"{r['peak_memory_bytes'] / 1e6:.2f}", f"{r['weight_bytes'] / 1e6:.1f}",
+                      f"{100 * r['top1']:.1f}")
     console = Console()
     console.print(table)
-    console.print("top-1: published ImageNet accuracy at 224x224 (sources: nasforge.zoo.model_info)")
+    console.print("top-1: published ImageNet accuracy at 224x224, in percent here (a fraction in --json; "
+                  "sources: nasforge.zoo.model_info)")
     if plot is not None:
         console.print(f"plot written to {plot}")

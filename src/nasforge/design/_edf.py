@@ -20,7 +20,9 @@ from nasforge.errors import NasforgeError
 from nasforge.estimators import Estimator
 from nasforge.spaces import Architecture, SearchSpace, get_space
 
-ERROR_FROM = ("percent", "fraction", "error")
+#: how a reward becomes an error: "accuracy" (a fraction in [0, 1], as every nasforge reward: error = 1 - reward)
+#: or "error" (the reward already is the error)
+ERROR_FROM = ("accuracy", "error")
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,8 @@ def parse_space_spec(text: str, options: dict[str, Any] | None = None) -> SpaceS
 
 
 def to_error(reward: float, error_from: str) -> float:
-    if error_from == "percent":
-        return 100.0 - reward
-    if error_from == "fraction":
-        return 1.0 - reward
-    return reward
+    """The error of a reward: ``1 - reward`` for an accuracy (a fraction), the reward itself for "error"."""
+    return 1.0 - reward if error_from == "accuracy" else reward
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ class EDFCurve:
 
 
 def edf(spaces: Sequence[SpaceSpec], estimator_of: Callable[[SpaceSpec], Estimator], n: int, seed: int = 0,
-        error_from: str = "percent", distinct: bool = True) -> list[EDFCurve]:
+        error_from: str = "accuracy", distinct: bool = True) -> list[EDFCurve]:
     """Sample ``n`` architectures per space (distinct ones when the space allows), evaluate, return curves."""
     if error_from not in ERROR_FROM:
         raise NasforgeError(f"unknown error mapping {error_from!r}; allowed: {', '.join(ERROR_FROM)}")

@@ -4,6 +4,14 @@ The reward column drives the search; the final column is only reported (``metric
 column gives the simulated seconds a query costs (times ``time_scale``). No file or column name is
 assumed: the caller names them. With a ``space``, every table string is parsed by the space and keyed by
 its canonical string, so tables written in another (equivalent) notation still match ``str(arch)``.
+
+Accuracy is a fraction in [0, 1] everywhere in nasforge, and benchmark tables (NAS-Bench-201, NATS, NASLib)
+store percent, so the reward and final columns are converted where they are read. The rule, per column,
+with ``percent=None`` (the default): a column whose values all lie in [0, 1] is a fraction and kept; one whose
+values all lie in [0, 100] with some above 1 is percent and divided by 100; any other column (a loss, a
+score, values above 100 or below 0) is refused with an error naming it and its range. ``percent=True`` says the
+columns are percent (divided by 100; values must lie in [0, 100]); ``percent=False`` keeps the values as they
+are (a reward that is not an accuracy). ``units`` records what was done per column.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ class TabularEstimator:
         time_col: str | None = None,
         time_scale: float = 1.0,
         space: SearchSpace | None = None,
+        percent: bool | None = None,
     ) -> None:
         path = Path(table_csv)
         if not path.is_file():
@@ -40,6 +49,9 @@ class TabularEstimator:
         self.arch_col, self.reward_col, self.final_col, self.time_col = arch_col, reward_col, final_col, time_col
         self.time_scale = float(time_scale)
         self.space_name = None if space is None else space.name
+        self.percent = percent
+        #: reward/final column name -> "fraction", "percent" (divided by 100 when read) or "raw"
+        self.units: dict[str, str] = {}
         #: canonical arch string -> (reward, final or nan, time in seconds or 0)
         self.rows: dict[str, tuple[float, float, float]] = {}
         self._load(space)
@@ -79,6 +91,27 @@ class TabularEstimator:
                 self.rows[text] = (reward, final, secs)
         if not self.rows:
             raise NasforgeError(f"table {self.path.name} has no rows")
+        fr = self._unit(0, self.reward_col)
+        ff = 1.0 if self.final_col is None else self._unit(1, self.final_col)
+        if fr != 1.0 or ff != 1.0:
+            self.rows = {k: (r * fr, f * ff, t) for k, (r, f, t) in self.rows.items()}
+
+    def _unit(self, i: int, col: str) -> float:
+        """Decide column ``col`` (index ``i`` of a row tuple) is a fraction, percent or raw; the factor to apply."""
+        values = [row[i] for row in self.rows.values()]
+        lo, hi = min(values), max(values)
+        if self.percent is False:
+            self.units[col] = "raw"
+            return 1.0
+        if self.percent is None and lo >= 0.0 and hi <= 1.0:
+            self.units[col] = "fraction"
+            return 1.0
+        if lo >= 0.0 and hi <= 100.0:
+            self.units[col] = "percent"
+            return 0.01
+        how = "percent" if self.percent else "an accuracy (a fraction in [0, 1] or percent in [0, 100])"
+        raise NasforgeError(f"table {self.path.name}: column {col!r} ranges {lo:g} to {hi:g}, so it is not {how}; "
+                            f"pass percent=False (--no-percent) to use its values as they are")
 
     def _number(self, row: list[str], i: int, col: str | None, line: int, cols: dict[str, int]) -> float:
         try:

@@ -9,7 +9,6 @@ from nasforge.hardware._devices import (
     get_device,
     list_devices,
     load_devices,
-    parse_bytes,
 )
 from nasforge.hardware._latency import LatencyStats, measure_latencies, measure_latency, measure_onnx_file
 from nasforge.hardware._lut import (
@@ -39,7 +38,6 @@ __all__ = [
     "measure_latencies",
     "measure_latency",
     "measure_onnx_file",
-    "parse_bytes",
     "parse_ofa_key",
     "per_decision_latency",
     "spec_key",

@@ -10,17 +10,17 @@ User devices come from YAML, either one device or a list under ``devices:``::
     devices:
       - name: nano33
         kind: mcu
-        sram_bytes: 256KiB      # an int, or a number with a unit: B, KB/KiB, MB/MiB, GB/GiB
+        sram_bytes: 256KiB      # an int, or a number with a unit: B, kB/MB/GB (1000^k), KiB/MiB/GiB (1024^k)
         flash_bytes: 1MiB
         description: Arduino Nano 33 BLE (nRF52840)
 
-Units are binary (1 KB = 1 KiB = 1024 bytes), as memory sizes are stated in datasheets ("320 KB SRAM").
+Sizes are read by ``nasforge.units.parse_bytes``, the parser constraints use too: ``kB`` = 1000 bytes and
+``KiB`` = 1024 bytes. Datasheets that say "320 KB SRAM" mean 320 KiB: write ``320KiB``.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,10 @@ import yaml
 
 from nasforge.cost import Cost
 from nasforge.errors import NasforgeError
+from nasforge.units import parse_bytes
 
 DEVICE_KINDS: tuple[str, ...] = ("mcu", "phone", "gpu", "cpu")
 KIB, MIB, GIB = 1024, 1024**2, 1024**3
-_UNITS = {"": 1, "b": 1, "k": KIB, "kb": KIB, "kib": KIB, "m": MIB, "mb": MIB, "mib": MIB, "g": GIB, "gb": GIB,
-          "gib": GIB}
 
 
 @dataclass(frozen=True)
@@ -94,32 +93,12 @@ def builtin_devices() -> dict[str, Device]:
     """The profiles shipped with nasforge (``host`` reads this machine's RAM)."""
     devs = [
         Device("stm32f746", "mcu", sram_bytes=320 * KIB, flash_bytes=1 * MIB,
-               description="STM32F746 (Cortex-M7, 216 MHz): 320 KB SRAM, 1 MB flash; the MCUNet board"),
-        Device("iphone11", "phone", ram_bytes=4 * GIB, description="Apple iPhone 11 (A13 Bionic): 4 GB RAM"),
-        Device("v100", "gpu", ram_bytes=32 * GIB, description="NVIDIA V100 SXM2: 32 GB HBM2"),
+               description="STM32F746 (Cortex-M7, 216 MHz): 320 KiB SRAM, 1 MiB flash; the MCUNet board"),
+        Device("iphone11", "phone", ram_bytes=4 * GIB, description="Apple iPhone 11 (A13 Bionic): 4 GiB RAM"),
+        Device("v100", "gpu", ram_bytes=32 * GIB, description="NVIDIA V100 SXM2: 32 GiB HBM2"),
         Device("host", "cpu", ram_bytes=host_ram_bytes(), description="this machine: its physical RAM"),
     ]
     return {d.name: d for d in devs}
-
-
-def parse_bytes(value: Any, what: str) -> int:
-    """An int, or a string such as ``"320KiB"``, ``"1 MB"``, ``"1.5GiB"`` (binary units), as bytes."""
-    if isinstance(value, bool):
-        raise NasforgeError(f"{what} {value!r} must be a positive integer or a size like '320KiB'")
-    if isinstance(value, int):
-        n = value
-    elif isinstance(value, str):
-        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", value)
-        unit = m.group(2).lower() if m else ""
-        if m is None or unit not in _UNITS:
-            raise NasforgeError(f"{what} {value!r} is not a size; use an integer or a number with a unit "
-                                f"(B, KB/KiB, MB/MiB, GB/GiB)")
-        n = round(float(m.group(1)) * _UNITS[unit])
-    else:
-        raise NasforgeError(f"{what} {value!r} must be a positive integer or a size like '320KiB'")
-    if n <= 0:
-        raise NasforgeError(f"{what} {value!r} must be positive")
-    return n
 
 
 _FIELDS = {f.name for f in fields(Device)}

@@ -5,7 +5,8 @@ store) for speed. After ``b`` queries the result is the final metric of the arch
 reward among queries 1..b (ties: the first seen keeps it); repeated queries count. With a time budget, each
 query costs its table time (already times ``time_scale``) and the run's time result is taken just before the
 first query that would exceed the budget. Every budget is read off the same trajectory. Summary per
-strategy and budget: mean, sample standard deviation (ddof=1) and n over seeds.
+strategy and budget: mean, sample standard deviation (ddof=1) and n over seeds. Accuracies are fractions in
+[0, 1]: a table in percent is converted where it is read (``TabularEstimator``; ``settings["units"]`` says how).
 
 Besides the registered strategies, two references from Optuna can be named: ``optuna-tpe``
 (``TPESampler(multivariate=True, seed=seed)``, other settings default) and ``optuna-gp``
@@ -294,7 +295,8 @@ def summarise(traces: Sequence[RunTrace], strategies: Sequence[str], budgets: Se
         overhead[name] = 1e3 * sum(t.overhead_s for t in mine) / max(1, sum(t.queries for t in mine))
     settings: dict[str, Any] = {
         "space": space.name, "table": table.path.name, "arch_col": table.arch_col, "reward_col": table.reward_col,
-        "final_col": table.final_col, "time_col": table.time_col, "time_scale": table.time_scale,
+        "final_col": table.final_col, "units": dict(table.units), "time_col": table.time_col,
+        "time_scale": table.time_scale,
         "time_budget": time_budget, "budgets": list(budgets), "seeds": len(seeds), "std": "sample (ddof=1)",
         "missing_queries": sum(t.missing for t in traces),
     }
@@ -308,16 +310,16 @@ def summarise(traces: Sequence[RunTrace], strategies: Sequence[str], budgets: Se
 
 
 def format_table(res: BenchmarkResult) -> str:
-    """A plain-text table: one row per strategy, one column per budget, 'mean +/- std (n)'."""
+    """A plain-text table: one row per strategy, one column per budget, 'mean +/- std (n)' (fractions)."""
     keys = list(next(iter(res.strategies.values())).keys()) if res.strategies else []
     width = max([len(n) for n in res.strategies] + [8])
     lines = [" " * width + "  " + "".join(f"{k:>22}" for k in keys) + f"{'ms/query':>10}"]
     for name, row in res.strategies.items():
-        cells = "".join(f"{f'{s.mean:.2f} +/- {s.std:.2f} ({s.n})':>22}" for s in row.values())
+        cells = "".join(f"{f'{s.mean:.4f} +/- {s.std:.4f} ({s.n})':>22}" for s in row.values())
         lines.append(f"{name:<{width}}  {cells}{res.overhead_ms.get(name, math.nan):>10.3f}")
     o = res.oracle
-    lines.append(f"oracle: best final {o.get('best_final', math.nan):.2f}; "
-                 f"final of the best-reward arch {o['final_of_best_reward']:.2f} ({o['archs']} archs)")
+    lines.append(f"oracle: best final {o.get('best_final', math.nan):.4f}; "
+                 f"final of the best-reward arch {o['final_of_best_reward']:.4f} ({o['archs']} archs)")
     if res.time_queries:
         lines.append("queries within the time budget (mean): "
                      + ", ".join(f"{n} {q:.1f}" for n, q in res.time_queries.items()))
@@ -345,7 +347,8 @@ def plot(res: BenchmarkResult, path: str) -> None:
         ax.axhline(res.oracle["best_final"], color="k", ls="--", lw=1, label="oracle (best final)")
     ax.set_xscale("log")
     ax.set_xlabel("queries")
-    ax.set_ylabel(f"final ({res.settings.get('final_col') or res.settings.get('reward_col')}) of best-reward arch")
+    ax.set_ylabel(f"final ({res.settings.get('final_col') or res.settings.get('reward_col')}, fraction) "
+                  "of best-reward arch")
     ax.set_title(f"{res.settings['space']}: mean +/- std over {res.settings['seeds']} seeds")
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -68,6 +68,11 @@ class JobConfig:
     workers: int = 1
     out: str | None = None
 
+    def __post_init__(self) -> None:
+        from nasforge.runner import canonical_constraints
+
+        self.constraints = canonical_constraints(self.constraints)  # stored and printed in canonical keys
+
     @staticmethod
     def from_yaml(path: str | Path) -> dict[str, Any]:
         """The mapping of a config file, checked against the known keys (one clear line if not)."""
@@ -144,8 +149,8 @@ def _space_options(cfg: JobConfig, channels: int, num_classes: int, native: int)
 def device_constraints(device: Any) -> list[str]:
     """The memory limits of a device profile as constraint strings (bytes at the run's precision)."""
     if device.kind == "mcu":
-        return [f"peak_memory<={device.sram_bytes}B", f"weights<={device.flash_bytes}B"]
-    return [f"weights<={device.ram_bytes}B"]
+        return [f"peak_memory_bytes<={device.sram_bytes}B", f"weight_bytes<={device.flash_bytes}B"]
+    return [f"weight_bytes<={device.ram_bytes}B"]
 
 
 def prepare(cfg: JobConfig) -> Prepared:
@@ -254,6 +259,10 @@ def _prepare_resume(given: Mapping[str, Any]) -> Prepared:
         stored = getattr(old, key)
         if key in ("space_options", "strategy_options") and isinstance(value, dict) and isinstance(stored, dict):
             same = all(k in stored and stored[k] == v for k, v in value.items())  # stored holds resolved options
+        elif key == "constraints":
+            from nasforge.runner import canonical_constraints
+
+            same = stored == canonical_constraints(value)
         else:
             same = stored == value
         if not same:

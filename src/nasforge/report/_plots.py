@@ -15,7 +15,7 @@ COST_LABELS = {"macs": "MACs", "peak_memory_bytes": "peak memory (bytes)", "para
                "weight_bytes": "weights (bytes)", "latency_ms": "latency (ms)"}
 
 
-#: Other names the same cost number is stored under (the runner's constraint keys).
+#: Names the same cost number was stored under in runs made before the constraint keys were the Cost field names.
 ALIASES = {"peak_memory_bytes": "peak_memory", "weight_bytes": "weights"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from nasforge.runner._constraints import (
     Constraint,
     Constraints,
+    canonical_constraints,
     check_satisfiable,
     cost_numbers,
     pareto_front,
@@ -21,6 +22,7 @@ __all__ = [
     "SearchResult",
     "Trial",
     "best_trial",
+    "canonical_constraints",
     "check_new_run_dir",
     "check_satisfiable",
     "cost_numbers",

@@ -1,10 +1,13 @@
 """Hard constraints on an architecture's analytic cost, checked before any evaluation, and Pareto fronts.
 
-A constraint is a string ``KEY<=LIMIT`` (``<`` also allowed): ``macs<=50e6``, ``params<=1e6``,
-``peak_memory<=320kB`` and ``weights<=1MB`` (bytes at the run's precision; suffixes B, kB, MB, GB = 1000^k,
-KiB, MiB, GiB = 1024^k), ``activations<=2e5`` (elements) and ``latency<=5`` (ms; needs a latency model,
-a callable ``latency_fn(arch) -> ms``). The cost numbers come from ``space.cost(arch, resolution, precision)``
-which is analytic (no torch), so infeasible candidates cost microseconds, not a training run.
+A constraint is a string ``KEY<=LIMIT`` (``<`` also allowed). The keys are the ``Cost`` field names:
+``macs<=50e6``, ``params<=1.5M``, ``activations<=2e5`` and ``peak_activations``, ``other_ops`` (counts, with an
+optional k/M/G = 1000^k), ``peak_memory_bytes<=320kB``, ``weight_bytes<=1MiB`` and ``activation_bytes``
+(bytes at the run's precision, read by ``nasforge.units.parse_bytes``: kB = 1000, KiB = 1024), and
+``latency<=5`` (ms; needs a latency model, a callable ``latency_fn(arch) -> ms``). The short forms
+``peak_memory`` and ``weights`` are accepted as aliases; the canonical key is what is printed and stored.
+The cost numbers come from ``space.cost(arch, resolution, precision)`` which is analytic (no torch), so
+infeasible candidates cost microseconds, not a training run.
 """
 
 from __future__ import annotations
@@ -18,29 +21,42 @@ import numpy as np
 
 from nasforge.errors import NasforgeError
 from nasforge.spaces import Architecture, SearchSpace
+from nasforge.units import parse_bytes
 
 LatencyFn = Callable[[Architecture], float]
 
-#: constraint key -> unit kind ("count", "bytes" or "ms")
+#: canonical constraint key (a ``Cost`` field name, or ``latency``) -> unit kind ("count", "bytes" or "ms")
 KEYS: dict[str, str] = {
     "macs": "count",
     "params": "count",
+    "other_ops": "count",
     "activations": "count",
-    "peak_memory": "bytes",
-    "weights": "bytes",
+    "peak_activations": "count",
+    "peak_memory_bytes": "bytes",
+    "weight_bytes": "bytes",
+    "activation_bytes": "bytes",
     "latency": "ms",
 }
+#: accepted short forms -> canonical key
+ALIASES: dict[str, str] = {"peak_memory": "peak_memory_bytes", "weights": "weight_bytes", "latency_ms": "latency"}
 
-_BYTE_UNITS: dict[str, float] = {
-    "b": 1.0, "kb": 1e3, "mb": 1e6, "gb": 1e9,
-    "kib": 1024.0, "mib": 1024.0**2, "gib": 1024.0**3,
-}
 _COUNT_UNITS: dict[str, float] = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
 
 ALLOWED_FORMS = (
-    "KEY<=LIMIT with KEY one of macs, params, activations (counts, e.g. 'macs<=50e6', 'params<=1.5M'), "
-    "peak_memory, weights (bytes, e.g. 'peak_memory<=320kB', 'weights<=1MiB'), latency (ms, e.g. 'latency<=5')"
+    "KEY<=LIMIT with KEY one of macs, params, other_ops, activations, peak_activations (counts, e.g. 'macs<=50e6', "
+    "'params<=1.5M'), peak_memory_bytes, weight_bytes, activation_bytes (bytes: B, kB/MB/GB = 1000^k, "
+    "KiB/MiB/GiB = 1024^k, e.g. 'peak_memory_bytes<=320kB', 'weight_bytes<=1MiB'), latency (ms, e.g. 'latency<=5'); "
+    "aliases: peak_memory = peak_memory_bytes, weights = weight_bytes"
 )
+
+
+def canonical_key(key: str) -> str:
+    """The canonical spelling of a constraint key (``weights`` -> ``weight_bytes``); unknown keys raise."""
+    k = key.strip().lower()
+    k = ALIASES.get(k, k)
+    if k not in KEYS:
+        raise NasforgeError(f"unknown constraint key {key!r}; allowed: {ALLOWED_FORMS}")
+    return k
 _RE = re.compile(r"^\s*([A-Za-z_]+)\s*(<=|<)\s*([0-9.eE+\-]+)\s*([A-Za-z]*)\s*$")
 
 
@@ -65,28 +81,28 @@ def parse_constraint(text: str) -> Constraint:
     m = _RE.match(text)
     if m is None:
         raise NasforgeError(f"bad constraint {text!r}; allowed: {ALLOWED_FORMS}")
-    key, op, num, unit = m.group(1).lower(), m.group(2), m.group(3), m.group(4).lower()
+    op, num, unit = m.group(2), m.group(3), m.group(4)
+    key = ALIASES.get(m.group(1).lower(), m.group(1).lower())
     if key not in KEYS:
-        raise NasforgeError(f"unknown constraint key {key!r} in {text!r}; allowed: {ALLOWED_FORMS}")
-    try:
-        value = float(num)
-    except ValueError:
-        raise NasforgeError(f"bad number {num!r} in constraint {text!r}; allowed: {ALLOWED_FORMS}") from None
+        raise NasforgeError(f"unknown constraint key {m.group(1)!r} in {text!r}; allowed: {ALLOWED_FORMS}")
     kind = KEYS[key]
-    scales = _BYTE_UNITS if kind == "bytes" else _COUNT_UNITS if kind == "count" else {"": 1.0, "ms": 1.0}
-    if kind == "bytes" and unit == "":
-        scale = 1.0
-    elif unit in scales:
-        scale = scales[unit]
+    if kind == "bytes":
+        limit = float(parse_bytes(num + unit, f"limit of {key} in constraint {text!r}", allow_zero=True))
     else:
-        raise NasforgeError(
-            f"bad unit {m.group(4)!r} for {key} in constraint {text!r}; allowed units: "
-            f"{', '.join(k for k in scales if k)}; allowed: {ALLOWED_FORMS}"
-        )
-    limit = value * scale
+        try:
+            value = float(num)
+        except ValueError:
+            raise NasforgeError(f"bad number {num!r} in constraint {text!r}; allowed: {ALLOWED_FORMS}") from None
+        scales = _COUNT_UNITS if kind == "count" else {"": 1.0, "ms": 1.0}
+        if unit.lower() not in scales:
+            raise NasforgeError(
+                f"bad unit {unit!r} for {key} in constraint {text!r}; allowed units: "
+                f"{', '.join(k for k in scales if k)}; allowed: {ALLOWED_FORMS}"
+            )
+        limit = value * scales[unit.lower()]
     if not math.isfinite(limit) or limit < 0:
         raise NasforgeError(f"constraint limit must be a finite number >= 0, got {text!r}; allowed: {ALLOWED_FORMS}")
-    return Constraint(key, limit, op == "<", text.strip())
+    return Constraint(key, limit, op == "<", f"{key}{op}{num}{unit}")
 
 
 def parse_constraints(items: Sequence[str | Constraint] | str | None) -> tuple[Constraint, ...]:
@@ -98,6 +114,11 @@ def parse_constraints(items: Sequence[str | Constraint] | str | None) -> tuple[C
     return tuple(c if isinstance(c, Constraint) else parse_constraint(c) for c in items)
 
 
+def canonical_constraints(items: Sequence[str | Constraint] | str | None) -> list[str]:
+    """The constraints as their canonical strings (``weights<=1MB`` -> ``weight_bytes<=1MB``): what is stored."""
+    return [str(c) for c in parse_constraints(items)]
+
+
 def cost_numbers(
     space: SearchSpace,
     arch: Architecture,
@@ -106,15 +127,10 @@ def cost_numbers(
     precision: str = "fp32",
     latency_fn: LatencyFn | None = None,
 ) -> dict[str, float]:
-    """The constraint keys' values of one architecture (analytic; ``latency`` only with a latency model)."""
+    """The constraint keys' values of one architecture, by canonical key (analytic; ``latency`` only with a
+    latency model)."""
     c = space.cost(arch, resolution=resolution, precision=precision)
-    out: dict[str, float] = {
-        "macs": float(c.macs),
-        "params": float(c.params),
-        "activations": float(c.activations),
-        "peak_memory": float(c.peak_memory_bytes),
-        "weights": float(c.weight_bytes),
-    }
+    out: dict[str, float] = {k: float(getattr(c, k)) for k in KEYS if k != "latency"}
     if latency_fn is not None:
         out["latency"] = float(latency_fn(arch))
     return out

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from nasforge import __version__
 from nasforge.errors import NasforgeError
 from nasforge.estimators import Estimator, Result
-from nasforge.runner._constraints import Constraint, Constraints, LatencyFn, pareto_front
+from nasforge.runner._constraints import ALIASES, Constraint, Constraints, LatencyFn, pareto_front, parse_constraints
 from nasforge.runner._store import RunStore, Trial
 from nasforge.spaces import Architecture, SearchSpace
 
@@ -189,6 +189,7 @@ def run_search(
         raise NasforgeError(f"workers must be an integer > 0, got {workers!r}")
     cons = constraints if isinstance(constraints, Constraints) else Constraints.of(
         constraints, precision, resolution, latency_fn)
+    objective = ALIASES.get(objective, objective) if objective else objective  # the canonical cost key
     cap = max_trials if max_trials is not None else 100 * budget
     if resume and out_dir is None:
         raise NasforgeError("resume needs the run directory (out_dir)")
@@ -228,7 +229,10 @@ def run_search(
 
 def _check_same_run(old: dict[str, Any], new: dict[str, Any], path: Path) -> None:
     for key in ("space", "strategy_class", "strategy_options", "seed", "constraints", "precision", "resolution"):
-        if old.get(key) != new.get(key):
+        was = old.get(key)
+        if key == "constraints" and isinstance(was, list):  # runs stored before the keys were canonical
+            was = [str(c) for c in parse_constraints(was)]
+        if was != new.get(key):
             raise NasforgeError(f"cannot resume {path}: {key} was {old.get(key)!r}, now {new.get(key)!r}")
 
 

@@ -6,8 +6,8 @@ from nasforge.blocks import Act, Conv, Dropout, Flatten, GlobalPool, Linear, Net
 from nasforge.zoo._registry import TORCHVISION, register_model
 
 
-@register_model(family="alexnet", top1=56.522, top1_source=TORCHVISION, macs=710_000_000, macs_source=TORCHVISION,
-                params=61_100_840)
+@register_model(family="alexnet", top1_percent=56.522, top1_source=TORCHVISION, macs=710_000_000,
+                macs_source=TORCHVISION, params=61_100_840)
 def alexnet(num_classes: int, resolution: int) -> NetworkSpec:
     """Five convs with ReLU and three 3x3/2 max pools, adaptive 6x6 average pool, three-layer classifier
     with dropout. Each stage starts with the pool that downsamples it."""

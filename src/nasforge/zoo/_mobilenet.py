@@ -24,7 +24,7 @@ _V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96
               (6, 320, 1, 1))
 
 
-@register_model(family="mobilenet", top1=70.6, top1_source=MOBILENET_V1_PAPER, macs=569_000_000,
+@register_model(family="mobilenet", top1_percent=70.6, top1_source=MOBILENET_V1_PAPER, macs=569_000_000,
                 macs_source=MOBILENET_V1_PAPER)
 def mobilenet_v1(num_classes: int, resolution: int) -> NetworkSpec:
     """3x3/2 conv stem, 13 depthwise-separable blocks (32 -> 1024 channels), global pool, linear."""
@@ -44,8 +44,8 @@ def mobilenet_v1(num_classes: int, resolution: int) -> NetworkSpec:
     )
 
 
-@register_model(family="mobilenet", top1=71.878, top1_source=TORCHVISION, macs=300_000_000, macs_source=TORCHVISION,
-                params=3_504_872)
+@register_model(family="mobilenet", top1_percent=71.878, top1_source=TORCHVISION, macs=300_000_000,
+                macs_source=TORCHVISION, params=3_504_872)
 def mobilenet_v2(num_classes: int, resolution: int) -> NetworkSpec:
     """3x3/2 conv stem, 17 inverted residual blocks (ReLU6), 1x1 conv to 1280, global pool, dropout, linear."""
     stages: list[tuple[Spec, ...]] = []

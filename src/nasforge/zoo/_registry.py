@@ -16,7 +16,10 @@ TORCHVISION = "torchvision model docs, table of ImageNet-1K weights (IMAGENET1K_
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the literature reports for a model on ImageNet at 224x224, with where it comes from."""
+    """What the literature reports for a model on ImageNet at 224x224, with where it comes from.
+
+    ``top1`` is a fraction in [0, 1] (as every accuracy in nasforge); the sources publish percent, which
+    ``register_model(top1_percent=...)`` takes as written and divides by 100."""
 
     name: str
     family: str
@@ -35,16 +38,19 @@ _BUILDERS: dict[str, Builder] = {}
 _INFO: dict[str, ModelInfo] = {}
 
 
-def register_model(*, family: str, top1: float, top1_source: str, macs: int, macs_source: str,
+def register_model(*, family: str, top1_percent: float, top1_source: str, macs: int, macs_source: str,
                    params: int | None = None) -> Callable[[Builder], Builder]:
-    """Register ``builder`` under its ``__name__`` with its published ImageNet top-1 and MACs (at 224)."""
+    """Register ``builder`` under its ``__name__`` with its published ImageNet top-1 (in percent, as published;
+    stored as a fraction) and MACs (at 224)."""
+    if not 0 < top1_percent <= 100:
+        raise ValueError(f"top1_percent {top1_percent!r} must be a percentage in (0, 100]")
 
     def deco(builder: Builder) -> Builder:
         name = builder.__name__
         if name in _BUILDERS:
             raise ValueError(f"model {name!r} is registered twice")
         _BUILDERS[name] = builder
-        _INFO[name] = ModelInfo(name, family, top1, top1_source, macs, macs_source, params)
+        _INFO[name] = ModelInfo(name, family, top1_percent / 100, top1_source, macs, macs_source, params)
         return builder
 
     return deco

@@ -41,22 +41,22 @@ def resnet_net(name: str, depths: tuple[int, ...], bottleneck: bool, num_classes
     )
 
 
-@register_model(family="resnet", top1=69.758, top1_source=TORCHVISION, macs=1_810_000_000, macs_source=TORCHVISION,
-                params=11_689_512)
+@register_model(family="resnet", top1_percent=69.758, top1_source=TORCHVISION, macs=1_810_000_000,
+                macs_source=TORCHVISION, params=11_689_512)
 def resnet18(num_classes: int, resolution: int) -> NetworkSpec:
     """ResNet-18: 2-2-2-2 basic blocks."""
     return resnet_net("resnet18", (2, 2, 2, 2), False, num_classes, resolution)
 
 
-@register_model(family="resnet", top1=76.130, top1_source=TORCHVISION, macs=4_090_000_000, macs_source=TORCHVISION,
-                params=25_557_032)
+@register_model(family="resnet", top1_percent=76.130, top1_source=TORCHVISION, macs=4_090_000_000,
+                macs_source=TORCHVISION, params=25_557_032)
 def resnet50(num_classes: int, resolution: int) -> NetworkSpec:
     """ResNet-50: 3-4-6-3 bottlenecks."""
     return resnet_net("resnet50", (3, 4, 6, 3), True, num_classes, resolution)
 
 
-@register_model(family="resnet", top1=77.618, top1_source=TORCHVISION, macs=4_230_000_000, macs_source=TORCHVISION,
-                params=25_028_904)
+@register_model(family="resnet", top1_percent=77.618, top1_source=TORCHVISION, macs=4_230_000_000,
+                macs_source=TORCHVISION, params=25_028_904)
 def resnext50_32x4d(num_classes: int, resolution: int) -> NetworkSpec:
     """ResNeXt-50 32x4d: ResNet-50 with 32-group 3x3 convs, 4 channels per group in the first stage."""
     return resnet_net("resnext50_32x4d", (3, 4, 6, 3), True, num_classes, resolution, groups=32, base_width=4)

@@ -28,7 +28,7 @@ def _stem() -> tuple[Spec, ...]:
     return (ConvBNAct(3, 24, 3, 2), Pool("max", 3, 2, 1))
 
 
-@register_model(family="shufflenet", top1=67.8, top1_source=SHUFFLENET_V1_REF, macs=138_000_000,
+@register_model(family="shufflenet", top1_percent=67.8, top1_source=SHUFFLENET_V1_REF, macs=138_000_000,
                 macs_source=SHUFFLENET_V1_REF)
 def shufflenet_v1(num_classes: int, resolution: int) -> NetworkSpec:
     """g=3: stages of 4-8-4 units at 240-480-960 channels; the very first 1x1 conv is not grouped; the classifier
@@ -47,7 +47,7 @@ def shufflenet_v1(num_classes: int, resolution: int) -> NetworkSpec:
     )
 
 
-@register_model(family="shufflenet", top1=69.362, top1_source=TORCHVISION, macs=146_000_000,
+@register_model(family="shufflenet", top1_percent=69.362, top1_source=TORCHVISION, macs=146_000_000,
                 macs_source=SHUFFLENET_V2_PAPER, params=2_278_604)
 def shufflenet_v2_x1_0(num_classes: int, resolution: int) -> NetworkSpec:
     """1.0x: stages of 4-8-4 units at 116-232-464 channels, 1x1 conv to 1024, global pool, linear."""

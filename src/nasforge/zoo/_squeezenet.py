@@ -15,7 +15,7 @@ def _pool() -> Pool:
     return Pool("max", 3, 2, ceil_mode=True)
 
 
-@register_model(family="squeezenet", top1=58.092, top1_source=TORCHVISION, macs=820_000_000,
+@register_model(family="squeezenet", top1_percent=58.092, top1_source=TORCHVISION, macs=820_000_000,
                 macs_source=TORCHVISION, params=1_248_424)
 def squeezenet1_0(num_classes: int, resolution: int) -> NetworkSpec:
     """v1.0: 7x7/2 stem with 96 channels, pools after fire4 and fire8."""
@@ -32,7 +32,7 @@ def squeezenet1_0(num_classes: int, resolution: int) -> NetworkSpec:
     )
 
 
-@register_model(family="squeezenet", top1=58.178, top1_source=TORCHVISION, macs=350_000_000,
+@register_model(family="squeezenet", top1_percent=58.178, top1_source=TORCHVISION, macs=350_000_000,
                 macs_source=TORCHVISION, params=1_235_496)
 def squeezenet1_1(num_classes: int, resolution: int) -> NetworkSpec:
     """v1.1: 3x3/2 stem with 64 channels and earlier pools (2.4x fewer MACs at the same accuracy)."""

@@ -57,7 +57,7 @@ def plot_accuracy_vs_macs(rows: list[dict[str, Any]], path: str | Path) -> Path:
     ax.set_xscale("log")
     res = sorted({r["resolution"] for r in rows})
     ax.set_xlabel(f"MACs per image at {'/'.join(map(str, res))}x{'/'.join(map(str, res))} (millions, log scale)")
-    ax.set_ylabel("published ImageNet top-1 (%, at 224)")
+    ax.set_ylabel("published ImageNet top-1 accuracy (fraction, at 224)")
     ax.set_title("Classic networks: accuracy vs compute")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)

@@ -29,8 +29,8 @@ def vgg_net(name: str, depths: tuple[int, ...], num_classes: int, resolution: in
     )
 
 
-@register_model(family="vgg", top1=71.592, top1_source=TORCHVISION, macs=15_470_000_000, macs_source=TORCHVISION,
-                params=138_357_544)
+@register_model(family="vgg", top1_percent=71.592, top1_source=TORCHVISION, macs=15_470_000_000,
+                macs_source=TORCHVISION, params=138_357_544)
 def vgg16(num_classes: int, resolution: int) -> NetworkSpec:
     """VGG-16 (configuration D): 2-2-3-3-3 convs."""
     return vgg_net("vgg16", (2, 2, 3, 3, 3), num_classes, resolution)
