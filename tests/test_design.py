@@ -33,13 +33,13 @@ def test_tinynas_picks_the_fitting_space_with_most_macs() -> None:
 
 def test_tinynas_default_scales_the_head_and_picks_a_mid_space_for_imagenet() -> None:
     # MCUNet's setting: 1000 classes on stm32f746. The head scales with the width (head_scale), so narrow
-    # widths fit the 1 MB flash; wide ones do not; the default min share keeps the choice off the few
+    # widths fit the 1 MiB flash; wide ones do not; the default min share keeps the choice off the few
     # lucky samples of an over-large candidate.
     dev = get_device("stm32f746")
     res = tinynas("mobilenet", dev, [0.2, 0.3, 0.4, 0.5], [96, 144, 192], samples=40)
     assert res.options["head_scale"] is True and res.min_share == 0.5
     by = {(c.width, c.resolution): c for c in res.candidates}
-    assert by[(0.2, 96)].share == 1.0 and by[(0.5, 96)].fitting == 0  # w0.5: head + classifier over 1 MB flash
+    assert by[(0.2, 96)].share == 1.0 and by[(0.5, 96)].fitting == 0  # w0.5: head + classifier over 1 MiB flash
     eligible = [c for c in res.candidates if c.fitting and c.share >= 0.5]
     assert res.chosen.mean_macs == max(c.mean_macs or 0 for c in eligible)
     assert (res.chosen.width, res.chosen.resolution) == (0.4, 144)  # not the smallest width, not a 1%-fit corner

@@ -28,8 +28,9 @@ _SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*")
 def parse_bytes(value: Any, what: str = "size", *, allow_zero: bool = False) -> int:
     """``value`` (an int, a whole float, or a string like ``"320kB"``, ``"1.5 MiB"``, ``"4096"``) as bytes.
 
-    Anything else raises ``NasforgeError`` naming ``what``, the bad value and the allowed units. Sizes must be
-    positive (``allow_zero`` also admits 0). Fractional bytes round to the nearest byte.
+    Anything else raises ``NasforgeError`` naming ``what``, the bad value and the allowed units, as does a size
+    that is not a whole number of bytes (``"1.5"``; ``"1.5kB"`` is 1500). Sizes must be positive (``allow_zero``
+    also admits 0).
     """
     if isinstance(value, bool):
         raise NasforgeError(f"{what} {value!r} is not a size; allowed: {ALLOWED_BYTES}")
@@ -44,7 +45,10 @@ def parse_bytes(value: Any, what: str = "size", *, allow_zero: bool = False) -> 
         unit = m.group(2).lower() if m else ""
         if m is None or unit not in BYTE_UNITS:
             raise NasforgeError(f"{what} {value!r} is not a size; allowed: {ALLOWED_BYTES}")
-        n = round(float(m.group(1)) * BYTE_UNITS[unit])
+        x = float(m.group(1)) * BYTE_UNITS[unit]
+        n = round(x)
+        if abs(x - n) > 1e-9 * max(1.0, x):
+            raise NasforgeError(f"{what} {value!r} is not a whole number of bytes; allowed: {ALLOWED_BYTES}")
     else:
         raise NasforgeError(f"{what} {value!r} is not a size; allowed: {ALLOWED_BYTES}")
     if n < 0 or (n == 0 and not allow_zero):

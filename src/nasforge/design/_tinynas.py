@@ -9,7 +9,7 @@ Two defaults make this work on a microcontroller as MCUNet does:
 
 - TinyNAS's width multiplier shrinks the whole network, head included. Spaces listed in
   ``TINYNAS_OPTIONS`` get those options unless the caller sets them (``mobilenet``: ``head_scale=True``;
-  its fixed 1280-channel head has a 1.28 MB int8 classifier at 1000 classes, above a 1 MB flash).
+  its fixed 1280-channel head has a 1.28 MB int8 classifier at 1000 classes, above a 1 MiB flash).
 - Only candidates where at least ``min_share`` (default half) of the samples fit can be chosen. The mean
   over a handful of fitting samples is noisy and biased up (they are the few that squeezed under the
   limit): on stm32f746 at 1000 classes, w0.4-r192 has 1.6% fitting (16 of 1000) at 69 M mean MACs and

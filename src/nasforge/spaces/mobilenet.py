@@ -9,7 +9,7 @@ ProxylessNAS latency table's layer keys appear in its networks at width 1.
 
 The head's 1280 channels stay fixed for width <= 1 (MobileNetV2, ProxylessNAS). ``head_scale=True``
 scales them with the width too, as MCUNet/TinyNAS does: at 1000 classes the fixed head's int8 classifier
-alone is 1.28 MB, more than a 1 MB microcontroller flash at any width (``nasforge design tinynas`` sets it).
+alone is 1.28 MB, more than a 1 MiB microcontroller flash at any width (``nasforge design tinynas`` sets it).
 
 Channels are rounded with MobileNetV2's ``make_divisible`` (multiples of ``divisor``, default 8). The
 canonical string is ``r<res>-w<width>|k3e1|<stage 1 blocks>|...``, blocks ``k<kernel>e<expand>`` joined
