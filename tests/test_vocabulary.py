@@ -23,7 +23,7 @@ from nasforge.units import parse_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runner_toy import MutateBest, ToyEstimator, ToySpace  # noqa: E402
+from runner_toy import MutateBest, ToyEstimator, ToySpace
 
 NB201_MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201_nats_tss" / \
     "nb201_12ep_acc_minibench.csv"
@@ -68,6 +68,14 @@ def test_alias_keys_map_to_the_cost_field_names(text: str, canonical: str) -> No
     c = parse_constraint(text)
     assert str(c) == canonical and c.key == canonical.split("<")[0]
     assert canonical_constraints([text]) == [canonical]
+
+
+def test_a_constraint_built_with_an_alias_key_is_canonical() -> None:
+    from nasforge.runner import Constraint
+
+    assert Constraint("weights", 1e6, False, "weights <= 1MB").key == "weight_bytes"
+    assert str(Constraint("weights", 1e6, False, "weights <= 1MB")) == "weight_bytes<=1MB"
+    assert str(Constraint("peak_memory", 5.0, strict=True)) == "peak_memory_bytes<5"
 
 
 def test_unknown_key_error_lists_the_canonical_keys() -> None:
@@ -141,7 +149,7 @@ def test_the_real_nb201_table_reads_as_fractions() -> None:
         pytest.skip(f"real data not found at {NB201_MINI}")
     est = TabularEstimator(NB201_MINI, "cellstr", "cifar10-val", final_col="cifar10-test")
     rewards = [r for r, _, _ in est.rows.values()]
-    assert 0.0 <= min(rewards) and 0.8 < max(rewards) < 1.0  # the file holds percent (PROVENANCE.md)
+    assert min(rewards) >= 0.0 and 0.8 < max(rewards) < 1.0  # the file holds percent (PROVENANCE.md)
 
 
 # -- accuracy as a fraction: every --json of the CLI ------------------------------------------------------------

@@ -69,6 +69,14 @@ class Constraint:
     strict: bool = False
     text: str = ""
 
+    def __post_init__(self) -> None:
+        key = canonical_key(self.key)  # Constraint("weights", 1e6) is weight_bytes <= 1e6
+        if key != self.key:
+            text = self.text.strip()
+            rest = "".join(text[len(self.key):].split()) if text.lower().startswith(self.key.lower()) else ""
+            object.__setattr__(self, "key", key)
+            object.__setattr__(self, "text", key + rest if rest else "")
+
     def ok(self, value: float) -> bool:
         return value < self.limit if self.strict else value <= self.limit
 
