@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import yaml
 
-from nasforge.cli import main
 from nasforge.errors import NasforgeError
 from nasforge.estimators import TabularEstimator
 from nasforge.hardware import load_devices
@@ -23,10 +22,10 @@ from nasforge.units import parse_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from conftest import Cli
 from runner_toy import MutateBest, ToyEstimator, ToySpace
 
-NB201_MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201_nats_tss" / \
-    "nb201_12ep_acc_minibench.csv"
+MINI = ("nb201_nats_tss", "nb201_12ep_acc_minibench.csv")  # under the shared data folder (conftest)
 
 
 # -- bytes ---------------------------------------------------------------------------------------------------
@@ -144,10 +143,8 @@ def test_a_column_that_is_no_accuracy_is_refused_unless_kept_raw(tmp_path: Path)
     assert raw.lookup("0-0-0-0-1")[:2] == (-1.1, 250.0) and raw.units == {"r": "raw", "f": "raw"}
 
 
-def test_the_real_nb201_table_reads_as_fractions() -> None:
-    if not NB201_MINI.exists():
-        pytest.skip(f"real data not found at {NB201_MINI}")
-    est = TabularEstimator(NB201_MINI, "cellstr", "cifar10-val", final_col="cifar10-test")
+def test_the_real_nb201_table_reads_as_fractions(shared_data: Path) -> None:
+    est = TabularEstimator(shared_data.joinpath(*MINI), "cellstr", "cifar10-val", final_col="cifar10-test")
     rewards = [r for r, _, _ in est.rows.values()]
     assert min(rewards) >= 0.0 and 0.8 < max(rewards) < 1.0  # the file holds percent (PROVENANCE.md)
 
@@ -168,27 +165,20 @@ def accuracies(obj: Any, key: str = "") -> Iterator[tuple[str, float]]:
         yield key, float(obj)
 
 
-def run_json(capsys: pytest.CaptureFixture[str], args: list[str]) -> Any:
-    assert main([*args, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
-
-
 def assert_fractions(found: list[tuple[str, float]], min_count: int = 1) -> None:
     assert len(found) >= min_count, found
     assert all(0.0 <= v <= 1.0 for _, v in found), [kv for kv in found if not 0.0 <= kv[1] <= 1.0]
 
 
-def test_zoo_json_top1_is_a_fraction(capsys: pytest.CaptureFixture[str]) -> None:
-    rows = run_json(capsys, ["zoo", "--resolution", "64"])
+def test_zoo_json_top1_is_a_fraction(cli: Cli) -> None:
+    rows = cli.json("zoo", "--resolution", "64")
     assert_fractions(list(accuracies(rows)), min_count=len(rows))
 
 
-def test_benchmark_json_is_in_fractions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    if not NB201_MINI.exists():
-        pytest.skip(f"real data not found at {NB201_MINI}")
-    d = run_json(capsys, ["benchmark", "--table", str(NB201_MINI), "--space", "nb201", "--arch-col", "cellstr",
-                          "--reward-col", "cifar10-val", "--final-col", "cifar10-test", "--strategies", "random",
-                          "--budgets", "3,5", "--seeds", "2"])
+def test_benchmark_json_is_in_fractions(cli: Cli, shared_data: Path) -> None:
+    d = cli.json("benchmark", "--table", str(shared_data.joinpath(*MINI)), "--space", "nb201", "--arch-col", "cellstr",
+                 "--reward-col", "cifar10-val", "--final-col", "cifar10-test", "--strategies", "random",
+                 "--budgets", "3,5", "--seeds", "2")
     stats = [(f"{n}@{b}", s["mean"]) for n, row in d["strategies"].items() for b, s in row.items()]
     assert_fractions(stats, min_count=2)
     oracle = [(k, v) for k, v in d["oracle"].items() if k in ("best_reward", "final_of_best_reward", "best_final")]
@@ -197,10 +187,10 @@ def test_benchmark_json_is_in_fractions(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 @pytest.mark.slow
-def test_search_json_and_store_are_in_fractions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_search_json_and_store_are_in_fractions(tmp_path: Path, cli: Cli) -> None:
     out = tmp_path / "run"
-    s = run_json(capsys, ["search", "--budget", "2", "--epochs", "1", "--final-epochs", "1", "--subset", "128",
-                          "--constraint", "weights<=1MB", "--out", str(out)])
+    s = cli.json("search", "--budget", "2", "--epochs", "1", "--final-epochs", "1", "--subset", "128",
+                 "--constraint", "weights<=1MB", "--out", str(out))
     assert_fractions(list(accuracies(s)), min_count=2)  # best val_acc, test_acc
     with sqlite3.connect(out / "trials.sqlite") as db:
         rewards = [r for (r,) in db.execute("SELECT reward FROM trials WHERE reward IS NOT NULL")]
@@ -212,8 +202,8 @@ def test_search_json_and_store_are_in_fractions(tmp_path: Path, capsys: pytest.C
 
 
 @pytest.mark.slow
-def test_oneshot_json_is_in_fractions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_oneshot_json_is_in_fractions(tmp_path: Path, cli: Cli) -> None:
     tiny = ["--space", "nb201", "-o", "C=4", "-o", "N=1", "-o", "resolution=8", "--dataset", "digits",
             "--subset", "64", "--epochs", "1", "--batch-size", "32"]
-    s = run_json(capsys, ["oneshot", "spos", *tiny, "--budget", "2", "--out", str(tmp_path / "s")])
+    s = cli.json("oneshot", "spos", *tiny, "--budget", "2", "--out", str(tmp_path / "s"))
     assert_fractions(list(accuracies(s)), min_count=1)  # val_acc (and whatever accuracies the summary names)
