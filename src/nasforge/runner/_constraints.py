@@ -21,7 +21,7 @@ import numpy as np
 
 from nasforge.errors import NasforgeError
 from nasforge.spaces import Architecture, SearchSpace
-from nasforge.units import parse_bytes
+from nasforge.units import ALLOWED_BYTES, parse_bytes
 
 LatencyFn = Callable[[Architecture], float]
 
@@ -95,7 +95,11 @@ def parse_constraint(text: str) -> Constraint:
         raise NasforgeError(f"unknown constraint key {m.group(1)!r} in {text!r}; allowed: {ALLOWED_FORMS}")
     kind = KEYS[key]
     if kind == "bytes":
-        limit = float(parse_bytes(num + unit, f"limit of {key} in constraint {text!r}", allow_zero=True))
+        try:
+            limit = float(parse_bytes(num + unit, key, allow_zero=True))
+        except NasforgeError:
+            raise NasforgeError(f"bad size {num + unit!r} for {key} in constraint {text!r}; "
+                                f"allowed: {ALLOWED_BYTES}") from None
     else:
         try:
             value = float(num)
