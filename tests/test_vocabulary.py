@@ -186,6 +186,22 @@ def test_benchmark_json_is_in_fractions(cli: Cli, shared_data: Path) -> None:
     assert d["settings"]["units"] == {"cifar10-val": "percent", "cifar10-test": "percent"}
 
 
+def test_latency_fit_json_shares_are_fractions(tmp_path: Path, cli: Cli) -> None:
+    import numpy as np
+
+    from nasforge.spaces import get_space
+
+    sp = get_space("nb201")
+    rng = np.random.default_rng(2)
+    archs = list(dict.fromkeys(sp.sample(rng) for _ in range(60)))
+    csv = tmp_path / "lat.csv"
+    csv.write_text("arch,dev\n" + "".join(f"{a},{1.0 + sum(a.choices) / 4:.3f}\n" for a in archs))
+    d = cli.json("latency", "fit", "--table", str(csv), "--arch-col", "arch", "--space", "nb201",
+                 "--target-col", "dev", "--train", "40")
+    shares = [(k, v) for k, v in d.items() if k.startswith("within_")]  # share of predictions within 10% / 5%
+    assert_fractions(shares, min_count=2)
+
+
 @pytest.mark.slow
 def test_search_json_and_store_are_in_fractions(tmp_path: Path, cli: Cli) -> None:
     out = tmp_path / "run"
