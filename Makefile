@@ -1,4 +1,5 @@
-# `make run`: set up .venv and run the main job; `make test`: set up .venv and run the tests.
+# `make run`: set up .venv and run the main job; `make test`: set up .venv and run the tests;
+# `make lint`: ruff, mypy and the import-linter layering contracts (pyproject.toml).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -24,6 +25,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	PYTHONPATH=src $(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(BIN)/python bench/cost_speed.py

@@ -12,6 +12,7 @@ import torch
 from conftest import Cli
 from nasforge import zoo
 from nasforge.cli import main
+from nasforge.errors import NasforgeError
 from nasforge.spaces import get_space
 
 torch.set_num_threads(1)
@@ -129,3 +130,14 @@ def test_python_api_profiles_names_and_architectures() -> None:
     by_text, by_arch = nasforge.profile(f"nb201:{NB201}"), nasforge.profile(arch)
     assert by_text == by_arch and by_arch.macs == space.cost(arch).macs
     assert sum(r.params for r in by_arch.layers) == by_arch.params
+
+
+def test_cost_profile_takes_modules_and_specs_only() -> None:
+    """``nasforge.cost`` sits below the zoo and the spaces: names and architectures go through ``nasforge.profile``."""
+    from nasforge.cost import profile
+
+    spec = zoo.create("resnet18", 10, 32)
+    assert profile(spec).macs == spec.cost().macs
+    for obj in ("resnet18", f"nb201:{NB201}", get_space("nb201").parse(NB201)):
+        with pytest.raises(NasforgeError, match="use nasforge.profile"):
+            profile(obj)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from nasforge.cost import Cost, profile
+from nasforge._profile import profile
+from nasforge.cost import Cost
 from nasforge.errors import NasforgeError
 
 __version__ = "0.1.0"

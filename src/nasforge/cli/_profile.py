@@ -26,8 +26,7 @@ def _check_resolution(resolution: int | None) -> None:
 
 
 def _cost(model: str, resolution: int | None, precision: str, traced: bool) -> tuple[Cost, int]:
-    from nasforge import zoo
-    from nasforge.cost import profile
+    from nasforge import profile, zoo
     from nasforge.spaces import list_spaces
 
     if ":" in model:

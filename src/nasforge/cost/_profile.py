@@ -1,8 +1,7 @@
-"""``profile``: one entry point for anything that has a cost (a module, a spec, a zoo name, an architecture)."""
+"""``profile``: cost of a module (traced) or a spec (analytic); zoo names and architectures: ``nasforge.profile``."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,27 +10,18 @@ from nasforge.cost._ir import GraphBuilder
 from nasforge.errors import NasforgeError
 
 
-def _resolution(input_shape: Sequence[int] | None) -> int | None:
-    return None if input_shape is None else int(input_shape[-1])
-
-
 def profile(obj: Any, input_shape: Sequence[int] | None = None, precision: str = "fp32") -> Cost:
     """Cost of ``obj`` per sample, with per-layer rows.
 
     ``obj`` may be
     - a ``torch.nn.Module``: traced (``input_shape`` without batch, e.g. ``(3, 224, 224)``);
-    - anything with ``emit(builder, x) -> x`` (block and network specs): the analytic path, no torch;
-    - a zoo model name (``"mobilenet_v2"``, 1000 classes; the resolution is ``input_shape[-1]``, default 224);
-    - an ``Architecture`` or a ``"SPACE:ARCH"`` string: the space's analytic totals (at ``input_shape[-1]``
-      if given) with per-layer rows traced from ``build(arch)`` (space options at their defaults).
+    - anything with ``emit(builder, x) -> x`` (block and network specs): the analytic path, no torch.
+    A zoo name or an architecture (``"SPACE:ARCH"``) goes through ``nasforge.profile``, which knows the zoo and
+    the spaces (cost sits below both).
     """
-    if isinstance(obj, str) and ":" not in obj:
-        from nasforge import zoo
-
-        spec = zoo.create(obj, 1000, _resolution(input_shape) or 224)
-        return spec.cost(precision, layers=True)
     if isinstance(obj, str) or type(obj).__name__ == "Architecture":
-        return _profile_arch(obj, _resolution(input_shape), precision)
+        raise NasforgeError(f"nasforge.cost.profile takes a module or a spec, not {obj!r}; "
+                            "use nasforge.profile for a zoo name or a SPACE:ARCH architecture")
     if hasattr(obj, "emit"):
         if input_shape is None:
             input_shape = getattr(obj, "input_shape", None)
@@ -45,25 +35,3 @@ def profile(obj: Any, input_shape: Sequence[int] | None = None, precision: str =
     from nasforge.cost._trace import trace
 
     return analyze(trace(obj, input_shape), precision)
-
-
-def _profile_arch(arch: Any, resolution: int | None, precision: str) -> Cost:
-    from dataclasses import replace
-
-    from nasforge.cost._trace import trace
-    from nasforge.spaces import get_space, parse_arch
-
-    if isinstance(arch, str):
-        arch = parse_arch(arch)
-    space = get_space(arch.space)
-    shape = tuple(space.input_shape(arch))
-    if resolution is not None:
-        shape = (*shape[:-2], resolution, resolution)
-    totals = space.cost(arch, resolution, precision)
-    traced = analyze(trace(space.build(arch), shape), precision)
-    keys = ("params", "macs", "activations", "peak_activations")
-    diff = [f"{k} {getattr(totals, k)} vs {getattr(traced, k)}" for k in keys
-            if getattr(totals, k) != getattr(traced, k)]
-    if diff:  # the space breaks its contract (analytic cost == traced cost of the built module)
-        warnings.warn(f"nasforge: analytic and traced cost of {arch!r} differ: {', '.join(diff)}", stacklevel=3)
-    return replace(totals, layers=traced.layers, unknown_ops=traced.unknown_ops)

@@ -2,48 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from nasforge.spaces import Architecture
+from nasforge.spaces._result import STATUSES, Result
 
-STATUSES = ("ok", "failed", "infeasible", "pruned")
-
-
-@dataclass(frozen=True)
-class Result:
-    """What an evaluation gave: the reward strategies maximise, other metrics, cost numbers, status.
-
-    ``reward`` is None unless ``status == "ok"``; ``seconds`` is wall (or simulated) evaluation time.
-    """
-
-    reward: float | None
-    metrics: dict[str, float] = field(default_factory=dict)
-    cost: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
-    status: str = "ok"
-    error: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"status {self.status!r} not in {STATUSES}")
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok" and self.reward is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"reward": self.reward, "metrics": dict(self.metrics), "cost": dict(self.cost),
-                "seconds": self.seconds, "status": self.status, "error": self.error}
-
-    @staticmethod
-    def from_dict(d: dict[str, Any]) -> Result:
-        return Result(d.get("reward"), dict(d.get("metrics") or {}), dict(d.get("cost") or {}),
-                      float(d.get("seconds") or 0.0), d.get("status", "ok"), d.get("error"))
-
-    @staticmethod
-    def failure(error: str, seconds: float = 0.0, status: str = "failed") -> Result:
-        return Result(None, {}, {}, seconds, status, error)
+__all__ = ["STATUSES", "Estimator", "Result"]
 
 
 @runtime_checkable

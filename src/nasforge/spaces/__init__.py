@@ -1,4 +1,4 @@
-"""Search spaces: the ``SearchSpace`` contract, ``Architecture`` values and the registry."""
+"""Search spaces: the ``SearchSpace`` contract, ``Architecture`` values, their ``Result``, the registry."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from nasforge.spaces._base import (
     parse_arch,
     register_space,
 )
+from nasforge.spaces._result import Result
 
 __all__ = [
     "Architecture",
     "Decision",
+    "Result",
     "SearchSpace",
     "get_space",
     "list_spaces",

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from nasforge.errors import NasforgeError
-from nasforge.estimators import Result
-from nasforge.spaces import Architecture, SearchSpace
+from nasforge.spaces import Architecture, Result, SearchSpace
 
 
 @runtime_checkable

@@ -12,8 +12,7 @@ from collections import deque
 import optuna
 
 from nasforge.errors import NasforgeError
-from nasforge.estimators import Result
-from nasforge.spaces import Architecture, SearchSpace
+from nasforge.spaces import Architecture, Result, SearchSpace
 from nasforge.strategies._base import register_strategy
 from nasforge.strategies._replay import ReplayLog
 from nasforge.strategies._util import check_positive, reward_of

@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from nasforge.estimators import Result
-from nasforge.spaces import Architecture, SearchSpace
+from nasforge.spaces import Architecture, Result, SearchSpace
 from nasforge.strategies._base import register_strategy
 from nasforge.strategies._kernel import kernel_ridge_scores
 from nasforge.strategies._util import as_choices, check_kind, check_positive, reward_of, rng_state, set_rng_state

@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from nasforge.errors import NasforgeError
-from nasforge.estimators import Result
-from nasforge.spaces import Architecture, SearchSpace
+from nasforge.spaces import Architecture, Result, SearchSpace
 from nasforge.strategies._util import as_choices, check_kind
 
 

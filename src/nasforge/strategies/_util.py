@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 
 from nasforge.errors import NasforgeError
-from nasforge.estimators import Result
-from nasforge.spaces import Architecture, SearchSpace
+from nasforge.spaces import Architecture, Result, SearchSpace
 
 
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:
