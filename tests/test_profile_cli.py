@@ -139,5 +139,5 @@ def test_cost_profile_takes_modules_and_specs_only() -> None:
     spec = zoo.create("resnet18", 10, 32)
     assert profile(spec).macs == spec.cost().macs
     for obj in ("resnet18", f"nb201:{NB201}", get_space("nb201").parse(NB201)):
-        with pytest.raises(NasforgeError, match="use nasforge.profile"):
+        with pytest.raises(NasforgeError, match=r"use nasforge\.profile"):
             profile(obj)
