@@ -112,6 +112,19 @@ def test_search_job_constraints_are_canonical() -> None:
     assert JobConfig(constraints=["weights<=1MB", "macs<=5e6"]).constraints == ["weight_bytes<=1MB", "macs<=5e6"]
 
 
+def test_oneshot_constraints_are_canonical_and_checked_before_training(tmp_path: Path, cli: Cli) -> None:
+    args = ["oneshot", "spos", "--space", "nb201", "-o", "C=4", "-o", "N=1", "-o", "resolution=8",
+            "--dataset", "digits", "--subset", "64", "--epochs", "1", "--out", str(tmp_path / "s")]
+    assert "weights<=3 parsecs" in cli.error(*args, "--constraint", "weights<=3 parsecs")
+    assert "latency model" in cli.error(*args, "--constraint", "latency<=5")
+    assert not (tmp_path / "s").exists()
+    from nasforge.jobs._oneshot import OneShotConfig, _check
+
+    cfg = OneShotConfig("spos", constraints=["weights<=1MB"])
+    _check(cfg)
+    assert cfg.constraints == ["weight_bytes<=1MB"]
+
+
 # -- accuracy as a fraction: tables in percent -----------------------------------------------------------------
 def _table(tmp: Path, rows: str) -> Path:
     p = tmp / "t.csv"
