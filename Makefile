@@ -1,11 +1,12 @@
-# `make run`: set up .venv and run the main job; `make test`: set up .venv and run the tests;
+# `make run`: set up .venv and run the main job; `make test`: set up .venv and run the fast tests (under 2 minutes
+# on 2 cores); `make test-slow`: only the tests marked slow; `make test-all`: every test (what CI runs, via .ci/run);
 # `make lint`: ruff, mypy and the import-linter layering contracts (pyproject.toml).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench clean setup
+.PHONY: run test test-slow test-all lint typecheck bench clean setup
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,6 +21,13 @@ run: $(STAMP)
 	$(BIN)/nasforge search
 
 test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# exit code 5 (no test collected) is fine here: there may be no slow test
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow || test $$? -eq 5
+
+test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

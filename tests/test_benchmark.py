@@ -134,6 +134,7 @@ def test_missing_table_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert rc == 2 and "not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_workers_give_the_same_numbers(joined: Path) -> None:
     from nasforge.jobs._benchmark import run_benchmark
 

@@ -34,6 +34,7 @@ def test_darts_writes_run_dir(tmp_path, capsys) -> None:
     assert json.loads((out / "profile.json").read_text())["params"] == s["cost"]["params"]
 
 
+@pytest.mark.slow
 def test_proxyless_reports_latencies_and_spos_searches(tmp_path, capsys) -> None:
     s = run_json(capsys, ["oneshot", "proxyless", *MOBILE, *TINY, "--latency-target", "50",
                           "--supernet-option", "width=0.5", "--out", str(tmp_path / "p")])
@@ -47,6 +48,7 @@ def test_proxyless_reports_latencies_and_spos_searches(tmp_path, capsys) -> None
     assert (tmp_path / "s" / "history.png").exists() and (tmp_path / "s" / "search").is_dir()
 
 
+@pytest.mark.slow
 def test_darts_pt_selection_uses_only_val_subset_images(tmp_path, capsys, monkeypatch) -> None:
     """--val-subset caps the validation data DARTS-PT scores (every one of its evaluations), not only training."""
     from nasforge.oneshot import _methods
@@ -73,7 +75,8 @@ def test_darts_pt_selection_uses_only_val_subset_images(tmp_path, capsys, monkey
     (["oneshot", "darts", *NB201, "--warmup-epochs", "2", *TINY], "warmup epochs=2 must be in 0..1"),
     (["oneshot", "proxyless", *NB201, "--latency-target", "1", "--latency-model", "missing.json", *TINY],
      "does not exist"),
-    (["oneshot", "proxyless", *MOBILE, "--latency-target", "0.00001", *TINY], "unreachable: the smallest reachable"),
+    pytest.param(["oneshot", "proxyless", *MOBILE, "--latency-target", "0.00001", *TINY],
+                 "unreachable: the smallest reachable", marks=pytest.mark.slow),  # measures the supernet's latencies
     (["oneshot", "proxyless", *MOBILE, "--supernet-option", "width=0.7", *TINY], "width=0.7 is not a choice"),
     (["oneshot", "darts", *NB201, "--selection", "pt", "--val-subset", "0", *TINY],
      "--val-subset 0 must be a positive number of images"),

@@ -99,7 +99,7 @@ def test_mobilenet_derive_depth_from_skip_probabilities() -> None:
         net.fix(space.parse("r16-w1|k3e1|k5e3|k5e3"))
 
 
-@pytest.mark.parametrize("make", [darts_space, mobile_space])
+@pytest.mark.parametrize("make", [pytest.param(darts_space, marks=pytest.mark.slow), mobile_space])
 def test_methods_derive_valid_archs(make) -> None:
     space = make()
     opts = {"resolution": 8, "width": 0.5} if space.name == "mobilenet" else {}

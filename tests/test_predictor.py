@@ -30,6 +30,7 @@ def test_split_is_seeded_and_disjoint() -> None:
         split(50, 50, 0)
 
 
+@pytest.mark.slow
 def test_predictor_learns_an_additive_latency() -> None:
     """On a synthetic 'device' where each conv edge costs a fixed time, the fit is near exact."""
     sp = get_space("nb201")
@@ -43,6 +44,7 @@ def test_predictor_learns_an_additive_latency() -> None:
     assert p.predict(archs[0]) == pytest.approx(p.predict_many(archs[:1])[0])
 
 
+@pytest.mark.slow
 def test_beats_naive_baseline_on_a_phone_column(shared_data: Path) -> None:
     """N=1000 training rows, same split for both; measured gap on pixel3 is ~0.25 (0.70 vs 0.45)."""
     sp = get_space("nb201")

@@ -201,6 +201,7 @@ def test_progress_callback_sees_every_evaluation() -> None:
     assert calls[-1] == (6, 6) and len(calls) == 6
 
 
+@pytest.mark.slow
 def test_workers_timing_does_not_change_the_run() -> None:
     one = _run(None, 12, constraints=["macs<=120e3"], workers=2)
     two = _run(None, 12, constraints=["macs<=120e3"], workers=2, estimator=ToyEstimator(0.01, fail_first=2))

@@ -59,6 +59,7 @@ def _kill_when(proc: subprocess.Popen[bytes], db: Path, min_events: int, last: s
     return _events(db)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigkill_and_resume_equals_uninterrupted_run(tmp_path: Path, workers: int) -> None:
     space = ToySpace()

@@ -109,6 +109,7 @@ def _evaluated(run: Path) -> int:
         return sum(t.status != "infeasible" for t in store.trials())
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_stored_options_unless_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Resuming without --budget keeps the run's budget (not the default 20); --budget N extends it; another
     option that differs from the stored run is one line, exit 2."""

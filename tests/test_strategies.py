@@ -144,6 +144,7 @@ def test_same_seed_same_sequence_other_seed_another(name: str) -> None:
     assert a != c
 
 
+@pytest.mark.slow
 def test_same_seed_same_sequence_in_another_process() -> None:
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import test_strategies as t; "
             "print(json.dumps(t.sequences()))")
@@ -315,6 +316,7 @@ def test_grid_with_nothing_feasible_says_so() -> None:
         st.ask()
 
 
+@pytest.mark.slow
 def test_reinforce_concentrates_on_good_choices() -> None:
     """After training on the hidden target the controller samples it far more often than uniform (1/4)."""
     space = ToySpace((4, 4))
@@ -426,6 +428,7 @@ def test_surrogate_order_reaches_the_target_sooner_than_random_order() -> None:
     assert guided < plain, (guided, plain)
 
 
+@pytest.mark.slow
 def test_bo_with_the_gp_sampler_asks_valid_archs_and_resumes_identically() -> None:
     space = ToySpace((3, 3, 3))
     whole = run_script(get_strategy("bo", space, seed=1, sampler="gp", startup=3), space, "at" * 8)

@@ -155,7 +155,12 @@ def _torchprofile_extra(c: Cost) -> int:
     return sum(math.prod(lc.out_shape) for lc in c.layers if lc.op in TORCHPROFILE_EXTRA_OPS)
 
 
-@pytest.mark.parametrize("name", zoo.list_models())
+# the torchprofile comparison takes seconds per model: three small ones run by default, all of them with -m slow
+ZOO_FAST = ("mobilenet_v1", "resnet18", "squeezenet1_0")
+
+
+@pytest.mark.parametrize("name", [n if n in ZOO_FAST else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in zoo.list_models()])
 def test_zoo_traced_equals_analytic(name: str) -> None:
     """Every zoo model at 64x64 (or its smallest resolution), 1000 classes: traced == analytic, row by row."""
     spec = zoo.create(name, 1000, max(64, zoo.min_resolution(name)))

@@ -84,6 +84,7 @@ def digits():  # type: ignore[no-untyped-def]
     return load_dataset("digits")
 
 
+@pytest.mark.slow
 def test_learns_digits_quickly_and_reports_everything(digits) -> None:  # type: ignore[no-untyped-def]
     space = TinySpace()
     est = TrainingEstimator(space, digits, epochs=4, batch_size=64)
@@ -99,6 +100,7 @@ def test_learns_digits_quickly_and_reports_everything(digits) -> None:  # type: 
     assert final.metrics["test_acc"] > 0.8 and final.reward == r.reward
 
 
+@pytest.mark.slow
 def test_same_seed_same_result_other_seed_differs(digits) -> None:  # type: ignore[no-untyped-def]
     space = TinySpace()
     arch = space.decode([0, 0])

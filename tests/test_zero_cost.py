@@ -124,6 +124,7 @@ def _nb201_string(enc: str) -> str:
     return f"|{t[0]}~0|+|{t[1]}~0|{t[3]}~1|+|{t[2]}~0|{t[4]}~1|{t[5]}~2|"
 
 
+@pytest.mark.slow
 def test_synflow_ranks_nb201_like_naslib(shared_data: Path) -> None:
     space = get_space("nb201")
     path = shared_data / "naslib_zc_subsets" / "zc_nasbench201.json"
