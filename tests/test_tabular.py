@@ -28,8 +28,10 @@ def test_lookup_reward_final_time(tmp_path: Path) -> None:
     r = est.evaluate(space.parse("3-1-2-0-3"))
     assert r.ok and r.reward == 0.9 and r.metrics == {"reward": 0.9, "final": 0.8} and r.seconds == 100.0
     assert len(est) == 2 and space.parse("0-1-2-3-0") in est
-    with pytest.raises(KeyError, match="not in table"):
-        est.evaluate(space.parse("0-0-0-0-0"))
+    with pytest.raises(NasforgeError, match=r"^architecture '0-0-0-0-0' is not in table table.csv \(2 archi"):
+        est.evaluate(space.parse("0-0-0-0-0"))  # a clear one-line error, not a KeyError
+    with pytest.raises(NasforgeError, match="'1-1-1-1-1' is not in table"):
+        est.lookup("1-1-1-1-1")
     bare = TabularEstimator(p, "name", "val")
     assert bare.evaluate(space.parse("0-1-2-3-0")).metrics == {"reward": 0.5} and bare.lookup("0-1-2-3-0")[2] == 0.0
 

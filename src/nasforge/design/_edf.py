@@ -124,7 +124,7 @@ def edf(spaces: Sequence[SpaceSpec], estimator_of: Callable[[SpaceSpec], Estimat
         for a in archs:
             try:
                 r = est.evaluate(a)
-            except KeyError:  # a tabular estimator without this architecture
+            except NasforgeError:  # a tabular estimator without this architecture
                 continue
             if r.ok and r.reward is not None:
                 errs.append(to_error(float(r.reward), error_from))

@@ -132,14 +132,15 @@ class TabularEstimator:
         return str(arch) in self.rows
 
     def lookup(self, arch: Architecture | str) -> tuple[float, float, float]:
-        """(reward, final, simulated seconds); a missing architecture raises ``KeyError``."""
-        return self.rows[str(arch)]
+        """(reward, final, simulated seconds); a missing architecture raises ``NasforgeError`` naming it."""
+        row = self.rows.get(str(arch))
+        if row is None:
+            of = "" if self.space_name is None else f" of space {self.space_name!r}"
+            raise NasforgeError(f"architecture {str(arch)!r} is not in table {self.path.name} "
+                                f"({len(self.rows)} architectures{of})")
+        return row
 
     def evaluate(self, arch: Architecture) -> Result:
-        key = str(arch)
-        row = self.rows.get(key)
-        if row is None:
-            raise KeyError(f"architecture {key!r} not in table {self.path.name}")
-        reward, final, secs = row
+        reward, final, secs = self.lookup(arch)
         metrics = {"reward": reward} if math.isnan(final) else {"reward": reward, "final": final}
         return Result(reward, metrics, {}, secs)
