@@ -11,15 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from nasforge.errors import NasforgeError
-from nasforge.runner import (
-    Constraints,
-    RunStore,
-    check_satisfiable,
-    is_run_dir,
-    pareto_front,
-    parse_constraint,
-    run_search,
-)
+from nasforge.runner import Constraints, RunStore, run_search
+from nasforge.runner._constraints import check_satisfiable, pareto_front, parse_constraint
+from nasforge.runner._store import is_run_dir
 from runner_toy import MutateBest, ToyEstimator, ToySpace, toy_reward
 
 

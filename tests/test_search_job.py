@@ -36,13 +36,10 @@ def test_search_writes_every_file(run_dir: Path) -> None:
 
 
 def test_onnx_matches_pytorch(run_dir: Path) -> None:
-    from nasforge.spaces import get_space
+    from nasforge.jobs._search import load_best
 
-    ckpt = torch.load(run_dir / "best" / "model.pt", weights_only=True)
-    space = get_space(ckpt["space"], **ckpt["space_options"])
-    model = space.build(space.parse(ckpt["arch"]), num_classes=ckpt["num_classes"]).eval()
-    model.load_state_dict(ckpt["state_dict"])
-    x = torch.randn(4, *ckpt["input_shape"])
+    model, shape = load_best(run_dir)
+    x = torch.randn(4, *shape)
     sess = ort.InferenceSession(str(run_dir / "best" / "model.onnx"), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"input": x.numpy()})[0]
     with torch.no_grad():
@@ -130,4 +127,5 @@ def test_resume_keeps_the_stored_options_unless_given(tmp_path: Path, capsys: py
     from nasforge.runner import RunStore
 
     with RunStore.open(out) as store:
-        assert store.config["budget"] == 3 and store.config["extra"]["job"]["budget"] == 3
+        extra = store.config["extra"]
+        assert store.config["budget"] == 3 and extra["job"] == "search" and extra["options"]["budget"] == 3

@@ -17,7 +17,8 @@ import yaml
 from nasforge.errors import NasforgeError
 from nasforge.estimators import TabularEstimator
 from nasforge.hardware import load_devices
-from nasforge.runner import canonical_constraints, parse_constraint, run_search
+from nasforge.runner import run_search
+from nasforge.runner._constraints import canonical_constraints, parse_constraint
 from nasforge.units import parse_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,7 +71,7 @@ def test_alias_keys_map_to_the_cost_field_names(text: str, canonical: str) -> No
 
 
 def test_a_constraint_built_with_an_alias_key_is_canonical() -> None:
-    from nasforge.runner import Constraint
+    from nasforge.runner._constraints import Constraint
 
     assert Constraint("weights", 1e6, False, "weights <= 1MB").key == "weight_bytes"
     assert str(Constraint("weights", 1e6, False, "weights <= 1MB")) == "weight_bytes<=1MB"
@@ -105,11 +106,11 @@ def test_canonical_keys_are_what_a_run_stores_and_prints(tmp_path: Path) -> None
 
 def test_search_job_constraints_are_canonical() -> None:
     from nasforge.hardware import get_device
-    from nasforge.jobs._search import JobConfig, device_constraints
+    from nasforge.jobs._search import SearchConfig, device_constraints
 
     assert device_constraints(get_device("stm32f746")) == ["peak_memory_bytes<=327680B", "weight_bytes<=1048576B"]
     assert device_constraints(get_device("v100")) == [f"weight_bytes<={32 * 2**30}B"]
-    assert JobConfig(constraints=["weights<=1MB", "macs<=5e6"]).constraints == ["weight_bytes<=1MB", "macs<=5e6"]
+    assert SearchConfig(constraints=["weights<=1MB", "macs<=5e6"]).constraints == ["weight_bytes<=1MB", "macs<=5e6"]
 
 
 def test_oneshot_constraints_are_canonical_and_checked_before_training(tmp_path: Path, cli: Cli) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from nasforge.cli._app import app
-from nasforge.cli._space import OptionArg, parse_options
+from nasforge.cli._options import OptionArg, parse_options
 from nasforge.design._tinynas import DEFAULT_MIN_SHARE
 from nasforge.errors import NasforgeError
 

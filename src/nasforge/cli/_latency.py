@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from nasforge.cli._app import app
-from nasforge.cli._space import OptionArg, parse_options
+from nasforge.cli._options import OptionArg, parse_options
 from nasforge.errors import NasforgeError
 from nasforge.spaces import get_space
 

@@ -8,68 +8,69 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nasforge.cli._app import app
-from nasforge.cli._search import parse_options
+from nasforge.cli._options import parse_options, progress_bar, stderr_console
 
 
 @app.command("oneshot")
 def oneshot(
     method: Annotated[str, typer.Argument(help="darts | proxyless | spos")],
-    space: Annotated[str, typer.Option(help="search space: nb201 | darts | mobilenet | config")] = "nb201",
+    space: Annotated[str | None, typer.Option(help="search space: nb201 | darts | mobilenet | config "
+                                                   "(default nb201)")] = None,
     space_option: Annotated[list[str] | None, typer.Option("--space-option", "-o", help="space option k=v")] = None,
     supernet_option: Annotated[list[str] | None, typer.Option(
         help="supernet option k=v (mobilenet: resolution, width)")] = None,
-    dataset: Annotated[str, typer.Option(help="digits | fashion-mnist | cifar10")] = "digits",
+    dataset: Annotated[str | None, typer.Option(help="digits | fashion-mnist | cifar10 (default digits)")] = None,
     data_dir: Annotated[str | None, typer.Option(help="folder of the dataset's files")] = None,
     subset: Annotated[int | None, typer.Option(help="cap the training split at N images")] = None,
     val_subset: Annotated[int | None, typer.Option(
         help="cap the validation split at N images (alpha steps, DARTS-PT selection, scoring)")] = None,
-    epochs: Annotated[int, typer.Option(help="supernet training epochs")] = 10,
-    batch_size: Annotated[int, typer.Option()] = 64,
+    epochs: Annotated[int | None, typer.Option(help="supernet training epochs")] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
     lr: Annotated[float | None, typer.Option(help="weight learning rate (method default)")] = None,
-    seed: Annotated[int, typer.Option()] = 0,
-    order: Annotated[int, typer.Option(help="darts: 1 (first order) or 2 (finite-difference second order)")] = 1,
+    seed: Annotated[int | None, typer.Option(help="default 0")] = None,
+    order: Annotated[int | None, typer.Option(help="darts: 1 (first order) or 2 (finite-difference second order)")
+                     ] = None,
     max_skip: Annotated[int | None, typer.Option(
         help="darts: stop early once the derived arch has more skip connections (DARTS+)")] = None,
-    warmup_epochs: Annotated[int, typer.Option(help="darts/proxyless: weight-only epochs before alpha moves")] = 0,
-    beta_decay: Annotated[float, typer.Option(help="darts: beta-DARTS regularisation strength (0 = off)")] = 0.0,
-    selection: Annotated[str, typer.Option(
-        help="darts: derive by alpha argmax or pt (DARTS-PT perturbation selection)")] = "alpha",
+    warmup_epochs: Annotated[int | None, typer.Option(help="darts/proxyless: weight-only epochs before alpha moves")
+                             ] = None,
+    beta_decay: Annotated[float | None, typer.Option(help="darts: beta-DARTS regularisation strength (0 = off)")
+                          ] = None,
+    selection: Annotated[str | None, typer.Option(
+        help="darts: derive by alpha argmax or pt (DARTS-PT perturbation selection)")] = None,
     latency_target: Annotated[float | None, typer.Option(help="proxyless: latency target in ms")] = None,
     latency_model: Annotated[Path | None, typer.Option(
         help="proxyless: latency lookup table file (JSON/YAML, nasforge or OFA format); default host-measured")] = None,
-    beta: Annotated[float, typer.Option(help="proxyless: exponent of (E[lat]/target)")] = 0.6,
-    budget: Annotated[int, typer.Option(help="spos: architectures the search scores with inherited weights")] = 20,
-    strategy: Annotated[str, typer.Option(help="spos: search strategy")] = "evolution",
+    beta: Annotated[float | None, typer.Option(help="proxyless: exponent of (E[lat]/target)")] = None,
+    budget: Annotated[int | None, typer.Option(help="spos: architectures the search scores with inherited weights")
+                      ] = None,
+    strategy: Annotated[str | None, typer.Option(help="spos: search strategy (default evolution)")] = None,
     constraint: Annotated[list[str] | None, typer.Option(help="spos: constraint, e.g. 'macs<=50e6'")] = None,
-    device_torch: Annotated[str, typer.Option("--device-torch", help="cpu | cuda")] = "cpu",
+    device_torch: Annotated[str | None, typer.Option("--device-torch", help="cpu | cuda")] = None,
     out: Annotated[Path | None, typer.Option(help="run directory (default runs/oneshot-<method>-<seed>)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file with any of these options")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """One-shot search: DARTS, ProxylessNAS (latency loss) or SPOS (weight-sharing search); writes a run dir."""
     from nasforge.jobs._oneshot import OneShotConfig, run_oneshot
 
-    cfg = OneShotConfig(
-        method=method, space=space, space_options=parse_options(space_option, "--space-option"),
-        supernet_options=parse_options(supernet_option, "--supernet-option"), dataset=dataset, data_dir=data_dir,
-        subset=subset, val_subset=val_subset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, order=order,
-        max_skip=max_skip, warmup_epochs=warmup_epochs, beta_decay=beta_decay, selection=selection,
-        latency_target_ms=latency_target, latency_model=None if latency_model is None else str(latency_model),
-        beta=beta, budget=budget, strategy=strategy, constraints=list(constraint or []), device=device_torch,
-        out=str(out) if out is not None else f"runs/oneshot-{method}-{seed}")
-    console = Console(stderr=True, quiet=as_json)
-    bar = Progress(TextColumn(f"[bold]{method}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                   TimeElapsedColumn(), console=console, transient=False)
+    flags = {"method": method, "space": space, "space_options": parse_options(space_option, "--space-option") or None,
+             "supernet_options": parse_options(supernet_option, "--supernet-option") or None, "dataset": dataset,
+             "data_dir": data_dir, "subset": subset, "val_subset": val_subset, "epochs": epochs,
+             "batch_size": batch_size, "lr": lr, "seed": seed, "order": order, "max_skip": max_skip,
+             "warmup_epochs": warmup_epochs, "beta_decay": beta_decay, "selection": selection,
+             "latency_target_ms": latency_target,
+             "latency_model": None if latency_model is None else str(latency_model), "beta": beta, "budget": budget,
+             "strategy": strategy, "constraints": list(constraint) if constraint else None, "device": device_torch,
+             "out": None if out is None else str(out)}
+    cfg = OneShotConfig.new(OneShotConfig.merge_given(config, flags))
+    console = stderr_console(as_json)
+    with progress_bar(method, console) as bar:
+        def progress(epoch: int, info: dict[str, float]) -> None:
+            bar.update(epoch, cfg.epochs, "  ".join(f"{k} {v:.4g}" for k, v in info.items()))
 
-    def progress(epoch: int, info: dict[str, float]) -> None:
-        if not bar.tasks:
-            bar.add_task(method, total=epochs, info="")
-        text = "  ".join(f"{k} {v:.4g}" for k, v in info.items())
-        bar.update(bar.tasks[0].id, completed=epoch, info=text)
-
-    with bar:
         summary = run_oneshot(cfg, progress=progress, status=lambda m: console.log(m))
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))

@@ -7,28 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nasforge.cli._app import app
-from nasforge.errors import NasforgeError
-from nasforge.jobs._search import JobConfig, export_run, run_job
+from nasforge.cli._options import parse_options, progress_bar, stderr_console
+from nasforge.jobs._search import SearchConfig, export_run, run_job
 from nasforge.report import write_report
-
-
-def parse_options(items: list[str] | None, what: str) -> dict[str, Any]:
-    """``k=v`` pairs; values are read as YAML (numbers, lists like ``[3,5]``, booleans)."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise NasforgeError(f"{what} {item!r} must be KEY=VALUE, e.g. widths=[0.5,1.0]")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise NasforgeError(f"{what} {item!r}: value {value!r} is not a number, list or word") from None
-    return out
 
 
 @app.command("search")
@@ -61,36 +44,21 @@ def search(
     """Hardware-aware search: find the most accurate network that fits the device (writes a run directory)."""
     # only the options given (flags over --config) are passed on: a new run fills the others with the defaults,
     # --resume with the stored run's values
-    given: dict[str, Any] = {}
-    if config is not None:
-        given.update({k: v for k, v in JobConfig.from_yaml(config).items() if v is not None})
     flags = {"space": space, "strategy": strategy, "estimator": estimator, "dataset": dataset, "data_dir": data_dir,
-             "subset": subset, "device": device, "precision": precision,
-             "latency_model": latency_model, "budget": budget, "epochs": epochs,
-             "final_epochs": final_epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "workers": workers,
-             "out": out}
-    given.update({k: v for k, v in flags.items() if v is not None})
-    if space_option:
-        given["space_options"] = {**given.get("space_options", {}), **parse_options(space_option, "--space-option")}
-    if strategy_option:
-        given["strategy_options"] = {**given.get("strategy_options", {}),
-                                     **parse_options(strategy_option, "--strategy-option")}
-    if constraint:
-        given["constraints"] = [*given.get("constraints", []), *constraint]
+             "subset": subset, "device": device, "precision": precision, "latency_model": latency_model,
+             "budget": budget, "epochs": epochs, "final_epochs": final_epochs, "batch_size": batch_size, "lr": lr,
+             "seed": seed, "workers": workers, "out": out,
+             "space_options": parse_options(space_option, "--space-option") or None,
+             "strategy_options": parse_options(strategy_option, "--strategy-option") or None,
+             "constraints": list(constraint) if constraint else None}
+    given = SearchConfig.merge_given(config, flags)
     if given.get("device") in ("", "none"):
         given["device"] = None
-    console = Console(stderr=True, quiet=as_json)
-    bar = Progress(TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"),
-                   TimeElapsedColumn(), console=console, transient=False)
+    console = stderr_console(as_json)
+    with progress_bar("search", console) as bar:
+        def progress(trial: Any, best: Any, done: int, total: int) -> None:
+            bar.update(done, total, "" if best is None else f"best {best.reward:.4f} (#{best.number})")
 
-    def progress(trial: Any, best: Any, done: int, total: int) -> None:
-        if not bar.tasks:
-            bar.add_task("search", total=total, best="")
-        task = bar.tasks[0].id
-        text = "" if best is None else f"best {best.reward:.4f} (#{best.number})"
-        bar.update(task, completed=done, total=total, best=text)
-
-    with bar:
         summary = run_job(given, progress=progress, resume=resume, status=lambda m: console.log(m))
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))

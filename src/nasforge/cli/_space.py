@@ -3,40 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import typer
-import yaml
 
 from nasforge.cli._app import app
+from nasforge.cli._options import OptionArg, parse_options
 from nasforge.errors import NasforgeError
 from nasforge.spaces import SearchSpace, get_space, list_spaces
 
 space_app = typer.Typer(help="Search spaces: list them, describe one, sample architectures.", no_args_is_help=True)
 app.add_typer(space_app, name="space")
-
-OptionArg = Annotated[list[str] | None, typer.Option("--option", "-o", help="space option as key=value "
-                                                     "(YAML value; a,b,c is a list), repeatable")]
-
-
-def parse_options(items: list[str] | None) -> dict[str, Any]:
-    """``["k=v", ...]`` -> options; values are YAML scalars or lists (``32,48`` and ``[32, 48]`` both work)."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise NasforgeError(f"bad --option {item!r}; expected key=value, e.g. resolutions=32,48")
-        text = raw.strip()
-        if "," in text and not text.startswith(("[", "{")):
-            text = f"[{text}]"
-        try:
-            out[key] = yaml.safe_load(text) if text else ""
-        except yaml.YAMLError:
-            raise NasforgeError(f"bad --option value for {key!r}: {raw!r} is not a YAML value") from None
-    return out
-
 
 def _space(name: str, option: list[str] | None) -> SearchSpace:
     return get_space(name, **parse_options(option))

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from nasforge._files import save_figure
 from nasforge.errors import NasforgeError
 from nasforge.estimators import Estimator
 from nasforge.spaces import Architecture, SearchSpace, get_space
@@ -151,5 +152,5 @@ def plot_edf(curves: Sequence[EDFCurve], path: str, xlabel: str = "error") -> No
     ax.set_title("error EDF")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)

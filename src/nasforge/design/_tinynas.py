@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from nasforge._files import save_figure
 from nasforge.errors import NasforgeError
 from nasforge.hardware import Device
 from nasforge.spaces import get_space
@@ -176,5 +177,5 @@ def plot_tinynas(result: TinyNASResult, path: str, top: int = 8) -> None:
     ax.set_title(f"TinyNAS space choice on {result.device} ({result.precision})")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nasforge._files import write_atomic
 from nasforge.errors import NasforgeError
 
 if TYPE_CHECKING:
@@ -288,12 +288,7 @@ class LatencyTable:
             text = json.dumps(d, indent=1)
         else:
             raise NasforgeError(f"lookup table file {str(p)!r} must end in .json, .yaml or .yml")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=p.name + ".", dir=p.parent)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, p)
-        return p
+        return write_atomic(p, text)
 
     @staticmethod
     def load(path: str | os.PathLike[str]) -> LatencyTable:

@@ -25,7 +25,6 @@ import csv
 import math
 import os
 import pickle
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nasforge._files import write_atomic
 from nasforge.errors import NasforgeError
 
 if TYPE_CHECKING:
@@ -280,12 +280,7 @@ class LatencyPredictor:
                  "space_options": dict(space_options or {}), "groups": self.encoder.groups,
                  "names": self.encoder.names, "config": self.config.__dict__, "model": self._model}
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=p.name + ".", dir=p.parent)
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(state, f)
-        os.replace(tmp, p)
-        return p
+        return write_atomic(p, pickle.dumps(state))
 
     @staticmethod
     def load(path: str | os.PathLike[str], space: SearchSpace | None = None) -> LatencyPredictor:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nasforge._files import atomic_path
 from nasforge.errors import NasforgeError
 
 FORMATS = ("onnx", "torchscript")
@@ -25,11 +26,9 @@ def export_onnx(module: nn.Module, input_shape: Sequence[int], path: str | Path,
     module = module.eval()
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(2, *input_shape, generator=g)
-    tmp = path.with_name(path.name + ".tmp")
-    with torch.no_grad():
+    with atomic_path(path) as tmp, torch.no_grad():
         torch.onnx.export(module, (x,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    tmp.replace(path)
     if not check:
         return 0.0
     import onnxruntime as ort
@@ -51,7 +50,6 @@ def export_torchscript(module: nn.Module, input_shape: Sequence[int], path: str 
     x = torch.zeros(1, *input_shape)
     with torch.no_grad():
         scripted = torch.jit.trace(module, x)
-    tmp = path.with_name(path.name + ".tmp")
-    scripted.save(str(tmp))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        scripted.save(str(tmp))
     return path

@@ -12,17 +12,18 @@ resolution and the largest width), so every architecture searched and derived is
 
 from __future__ import annotations
 
-import html
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
-import yaml
 
+from nasforge._files import atomic_dir, write_atomic
 from nasforge.errors import NasforgeError
+from nasforge.jobs._config import JobOptions
+from nasforge.jobs._runs import check_run_dir, config_text
 from nasforge.oneshot import (
     METHODS,
     OneShotResult,
@@ -43,10 +44,13 @@ DEVICES = ("cpu", "cuda")
 Status = Callable[[str], None]
 
 
-@dataclass
-class OneShotConfig:
+@dataclass(kw_only=True)
+class OneShotConfig(JobOptions):
     """What a one-shot run was asked (written to ``config.yaml``); ``subset`` and ``val_subset`` cap the training
-    and validation splits (DARTS-PT scores the validation data some 36 times)."""
+    and validation splits (DARTS-PT scores the validation data some 36 times). A one-shot run cannot be resumed
+    (the supernet's training is not checkpointed): ``RESUME_MAY_CHANGE`` is empty."""
+
+    JOB: ClassVar[str] = "oneshot"
 
     method: str
     space: str = "nb201"
@@ -72,7 +76,12 @@ class OneShotConfig:
     strategy: str = "evolution"
     constraints: list[str] = field(default_factory=list)
     device: str = "cpu"
-    out: str = "runs/oneshot"
+
+    def validate(self) -> None:
+        _check(self)
+
+    def default_out(self) -> Path:
+        return Path("runs") / f"oneshot-{self.method}-{self.seed}"
 
 
 def _check(cfg: OneShotConfig) -> None:
@@ -104,24 +113,22 @@ def _check(cfg: OneShotConfig) -> None:
     Constraints.of(cfg.constraints)  # a latency constraint needs a latency model, which SPOS' search has not
 
 
-def prepare_space(cfg: OneShotConfig, num_classes: int, channels: int) -> tuple[Any, Supernet, tuple[int, ...]]:
-    """The space (restricted to the supernet's width and resolution for staged spaces), the supernet and its
-    input shape (C, H, W)."""
+def prepare_space(cfg: OneShotConfig, data_shape: Sequence[int], num_classes: int
+                  ) -> tuple[Any, Supernet, tuple[int, ...]]:
+    """The space fitted to the data (``SearchSpace.for_data``; the options the user set are kept), restricted to
+    the supernet's width and resolution for staged spaces, the supernet and its input shape (C, H, W)."""
     from nasforge.spaces import get_space
     from nasforge.spaces._staged import StagedSpace
 
-    opts = {"num_classes": num_classes, **cfg.space_options}
+    space: Any = get_space(cfg.space, **cfg.space_options).for_data(data_shape, num_classes,
+                                                                    keep=cfg.space_options)
     sn = dict(cfg.supernet_options)
-    space: Any = get_space(cfg.space, **opts)
     if isinstance(space, StagedSpace):
-        if cfg.space == "mobilenet" and "in_channels" not in cfg.space_options:
-            space = get_space(cfg.space, **{**opts, "in_channels": channels})
         r = sn.get("resolution", min(space.resolutions))
         w = sn.get("width", max(space.widths))
-        if cfg.space == "mobilenet" and (len(space.resolutions) > 1 or len(space.widths) > 1):
+        if len(space.resolutions) > 1 or len(space.widths) > 1:
             make_supernet(space, resolution=r, width=w)  # validates r and w against the space's choices
-            space = get_space(cfg.space, **{**opts, "in_channels": space.in_channels, "resolutions": [r],
-                                             "widths": [w]})
+            space = space.with_inputs(resolutions=[r], widths=[w])
         sn.update(resolution=r, width=w)
     net = make_supernet(space, num_classes=num_classes, seed=cfg.seed, **sn)
     if isinstance(space, StagedSpace):
@@ -147,14 +154,23 @@ def latency_model(cfg: OneShotConfig, net: Supernet, shape: tuple[int, ...], sta
     return table, base, "host-measured (torch, CPU, batch 1)"
 
 
-def run_oneshot(cfg: OneShotConfig, progress: Callable[[int, dict[str, float]], None] | None = None,
+def run_oneshot(options: OneShotConfig | Mapping[str, Any],
+                progress: Callable[[int, dict[str, float]], None] | None = None,
                 status: Status | None = None) -> dict[str, Any]:
-    """Validate ``cfg``, train the supernet with its method, derive and write the run directory; the summary."""
+    """Validate the options and the output folder (before any data is loaded or any training starts), train the
+    supernet with its method, derive, and write the run directory (assembled aside, renamed into place at the
+    end); the summary. ``options`` is a config or the options given (the others take their defaults)."""
     from nasforge.data import dataset_info, load_dataset
 
-    _check(cfg)
+    if isinstance(options, OneShotConfig):
+        options.validate()
+        cfg = options
+    else:
+        cfg = OneShotConfig.new(options)
+    out = check_run_dir(cfg.out or cfg.default_out(), OneShotConfig.JOB, can_resume=False)
+    cfg = replace(cfg, out=str(out))
     info = dataset_info(cfg.dataset)
-    space, net, shape = prepare_space(cfg, info.num_classes, info.input_shape[0])
+    space, net, shape = prepare_space(cfg, info.input_shape, info.num_classes)
     table: torch.Tensor | None = None
     base, lat_source = 0.0, ""
     calib: dict[str, Any] = {}
@@ -177,6 +193,14 @@ def run_oneshot(cfg: OneShotConfig, progress: Callable[[int, dict[str, float]], 
     if status:
         status(f"{cfg.method} on {space.name} ({len(train[0])} train / {len(val[0])} val images, {shape})")
     res = _train(cfg, net, train, val, table, base, progress)
+    with atomic_dir(out) as stage:
+        return _derive_and_write(cfg, net, res, train, val, space, shape, table, base, lat_source, calib, stage)
+
+
+def _derive_and_write(cfg: OneShotConfig, net: Supernet, res: OneShotResult, train: Any, val: Any, space: Any,
+                      shape: tuple[int, ...], table: torch.Tensor | None, base: float, lat_source: str,
+                      calib: dict[str, Any], stage: Path) -> dict[str, Any]:
+    """SPOS' search, the derived architecture's scores and cost, and the run's files, written into ``stage``."""
     extra: dict[str, Any] = {}
     search_trials: list[dict[str, Any]] = []
     est = SupernetEstimator(net, train, val, seed=cfg.seed)
@@ -185,7 +209,7 @@ def run_oneshot(cfg: OneShotConfig, progress: Callable[[int, dict[str, float]], 
         from nasforge.strategies import get_strategy
 
         out = run_search(space, get_strategy(cfg.strategy, space, seed=cfg.seed), est, cfg.budget,
-                         constraints=cfg.constraints, seed=cfg.seed, out_dir=Path(cfg.out) / "search")
+                         constraints=cfg.constraints, seed=cfg.seed, out_dir=stage / "search")
         if out.best is None:
             raise NasforgeError("the SPOS search found no architecture that meets the constraints")
         res.arch = space.parse(out.best.arch)
@@ -216,7 +240,7 @@ def run_oneshot(cfg: OneShotConfig, progress: Callable[[int, dict[str, float]], 
             (st,) = measure_latencies([net.to_standalone(res.arch)], (1, *shape))  # minimum over >= 1 s
             summary["measured_latency"] = st.min_ms
             summary["latency_calibration"] = calib
-    return write_run(cfg, net, res, summary, search_trials)
+    return write_run(cfg, net, res, summary, search_trials, stage)
 
 
 def _train(cfg: OneShotConfig, net: Supernet, train: Any, val: Any, table: torch.Tensor | None, base: float,
@@ -235,94 +259,24 @@ def _train(cfg: OneShotConfig, net: Supernet, train: Any, val: Any, table: torch
     return spos(net, train, **common)
 
 
-def plot_probabilities(history: Sequence[Sequence[Sequence[float]]], names: Sequence[str],
-                       labels: Sequence[Sequence[str]], path: str | Path, ncols: int = 4) -> Path:
-    """One panel per unit (decision or edge): each candidate's probability over the epochs, one line each."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    path = Path(path)
-    k = len(names)
-    nrows = (k + ncols - 1) // ncols
-    fig = Figure(figsize=(3.4 * ncols, 2.4 * nrows))
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    epochs = list(range(1, len(history) + 1))
-    for u in range(nrows * ncols):
-        ax = axes[u // ncols][u % ncols]
-        if u >= k:
-            ax.set_axis_off()
-            continue
-        for i, lab in enumerate(labels[u]):
-            ax.plot(epochs, [h[u][i] for h in history], marker="." if len(epochs) < 20 else None, label=lab)
-        ax.set_title(names[u], fontsize=8)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylim(0, 1)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-        if u % ncols == 0:
-            ax.set_ylabel("probability", fontsize=7)
-        if u == 0 or labels[u] != labels[u - 1]:
-            ax.legend(fontsize=6, loc="upper left")
-    fig.suptitle("candidate probabilities per epoch")
-    fig.subplots_adjust(hspace=0.5)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=90, bbox_inches="tight")
-    tmp.replace(path)
-    return path
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def write_run(cfg: OneShotConfig, net: Supernet, res: OneShotResult, summary: dict[str, Any],
-              trials: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Write the run directory; returns ``summary`` with ``run_dir`` and ``report`` added."""
+              trials: Sequence[dict[str, Any]], stage: Path) -> dict[str, Any]:
+    """Write the run's files into ``stage`` (renamed to ``cfg.out`` by the caller); returns ``summary`` with
+    ``run_dir`` and ``report`` added."""
+    from nasforge.report import plot_history, plot_probabilities, render_oneshot
     from nasforge.report._html import write_html
 
-    d = Path(cfg.out)
-    d.mkdir(parents=True, exist_ok=True)
+    d = stage
+    final = Path(str(cfg.out))
     images = []
     if res.history:
         images.append(plot_probabilities(res.history, net.unit_names, net.unit_labels, d / "probabilities.png"))
     if trials:
-        from nasforge.report._plots import plot_history
-
         images.append(plot_history(trials, d / "history.png", "val accuracy (inherited weights)"))
-    summary = {**summary, "run_dir": str(d), "report": str(d / "report.html")}
-    _atomic_text(d / "arch.txt", f"{summary['space']}:{summary['arch']}\n")
-    _atomic_text(d / "config.yaml", yaml.safe_dump(asdict(cfg), sort_keys=False))
-    _atomic_text(d / "profile.json", json.dumps(summary["cost"], indent=1))
-    _atomic_text(d / "result.json", json.dumps(summary, indent=1, default=str))
-    write_html(d / "report.html", render(summary, asdict(cfg), images))
+    summary = {**summary, "run_dir": str(final), "report": str(final / "report.html")}
+    write_atomic(d / "arch.txt", f"{summary['space']}:{summary['arch']}\n")
+    write_atomic(d / "config.yaml", config_text(OneShotConfig.JOB, cfg.to_dict()))
+    write_atomic(d / "profile.json", json.dumps(summary["cost"], indent=1))
+    write_atomic(d / "result.json", json.dumps(summary, indent=1, default=str))
+    write_html(d / "report.html", render_oneshot(summary, cfg.to_dict(), images))
     return summary
-
-
-def render(summary: dict[str, Any], config: dict[str, Any], images: Sequence[Path]) -> str:
-    """The one-shot run's self-contained HTML page."""
-    import base64
-
-    def row(k: str, v: Any) -> str:
-        return f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
-
-    keys = [k for k in summary if k not in ("arch", "space", "cost", "derived_per_epoch", "run_dir", "report")]
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>nasforge one-shot run</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}td{padding:2px 10px}"
-             "img{max-width:100%}</style></head><body>",
-             f"<h1>nasforge one-shot run: {html.escape(summary['method'])}</h1>",
-             f"<p><code>{html.escape(summary['space'])}:{html.escape(summary['arch'])}</code></p>",
-             "<table>" + "".join(row(k, summary[k]) for k in keys) + "</table>",
-             "<h2>Cost of the derived architecture</h2><table>"
-             + "".join(row(k, v) for k, v in summary["cost"].items()) + "</table>", "<h2>Plots</h2>"]
-    for p in images:
-        data = base64.b64encode(p.read_bytes()).decode("ascii")
-        parts.append(f'<img alt="{html.escape(p.name)}" src="data:image/png;base64,{data}">')
-    if summary.get("derived_per_epoch"):
-        parts.append("<h2>Derived architecture per epoch</h2><ol>"
-                     + "".join(f"<li><code>{html.escape(a)}</code></li>" for a in summary["derived_per_epoch"])
-                     + "</ol>")
-    parts.append("<h2>Config</h2><pre>" + html.escape(yaml.safe_dump(config, sort_keys=False)) + "</pre>")
-    parts.append("</body></html>")
-    return "\n".join(parts)

@@ -1,7 +1,7 @@
 """The main job: a hardware-aware search end to end, and the files of its run directory.
 
-``JobConfig`` holds every knob (flags and ``--config`` YAML map onto its fields). ``run_job`` takes the options
-that were given: a new run fills the others with ``JobConfig``'s defaults, a resumed run with the stored run's
+``SearchConfig`` holds every knob (flags and ``--config`` YAML map onto its fields). ``run_job`` takes the options
+that were given: a new run fills the others with ``SearchConfig``'s defaults, a resumed run with the stored run's
 values (only ``RESUME_MAY_CHANGE`` may differ from them). It validates
 everything before it touches the disk (unknown names, malformed constraints, a device no architecture of the
 space can meet), runs the search, trains the best candidate once more for its test accuracy, and writes
@@ -11,23 +11,22 @@ space can meet), runs the search, trains the best candidate once more for its te
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import yaml
-
+from nasforge._files import atomic_dir
 from nasforge.errors import NasforgeError
+from nasforge.jobs._config import JobOptions, positive_ints
+from nasforge.jobs._runs import check_run_dir
 from nasforge.report import BEST_DIR, SUMMARY, write_report
 from nasforge.spaces import SearchSpace, get_space
 
-#: Space options the job uses when the user gives none: a small MobileNetV2-style space for 8x8..32x32 images
+DEFAULT_SPACE = "mobilenet"
+#: Options of the default space when the user gives none: a small MobileNetV2-style space for 8x8..32x32 images
 #: (resolutions are chosen from the data, see ``default_resolutions``).
 SMALL_MOBILENET: dict[str, Any] = {
     "stage_channels": [16, 24, 40, 64],
@@ -42,11 +41,17 @@ SMALL_MOBILENET: dict[str, Any] = {
 }
 
 
-@dataclass
-class JobConfig:
+@dataclass(kw_only=True)
+class SearchConfig(JobOptions):
     """Everything a search run needs; defaults are the main job (digits, stm32f746, evolution)."""
 
-    space: str = "mobilenet"
+    JOB: ClassVar[str] = "search"
+    #: Options a resumed run may change: the number of evaluations, how many run in parallel (the trials do not
+    #: depend on it) and the final training of the best (after the search). Any other option given must equal the
+    #: stored one.
+    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = ("budget", "workers", "final_epochs")
+
+    space: str = DEFAULT_SPACE
     space_options: dict[str, Any] = field(default_factory=dict)
     strategy: str = "evolution"
     strategy_options: dict[str, Any] = field(default_factory=dict)
@@ -66,57 +71,37 @@ class JobConfig:
     optimizer: str = "sgd"
     seed: int = 0
     workers: int = 1
-    out: str | None = None
 
     def __post_init__(self) -> None:
-        from nasforge.runner import canonical_constraints
+        from nasforge.runner._constraints import canonical_constraints
 
         self.constraints = canonical_constraints(self.constraints)  # stored and printed in canonical keys
 
-    @staticmethod
-    def from_yaml(path: str | Path) -> dict[str, Any]:
-        """The mapping of a config file, checked against the known keys (one clear line if not)."""
-        p = Path(path)
-        if not p.is_file():
-            raise NasforgeError(f"config file {p} does not exist")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise NasforgeError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
-        if not isinstance(data, dict):
-            raise NasforgeError(f"config file {p} must hold a mapping of options, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(JobConfig)}
-        for k in data:
-            if k not in known:
-                raise NasforgeError(f"config file {p}: unknown key {k!r}; allowed: {', '.join(sorted(known))}")
-        return data
+    def validate(self) -> None:
+        from nasforge.data import list_datasets
+        from nasforge.spaces import list_spaces
+        from nasforge.strategies import list_strategies
 
-    @staticmethod
-    def given(options: JobConfig | Mapping[str, Any]) -> dict[str, Any]:
-        """The options that were given: a mapping's keys (checked against the fields), or the fields of a
-        ``JobConfig`` that differ from the defaults (pass a mapping to give a default value explicitly)."""
-        if isinstance(options, JobConfig):
-            default = JobConfig()
-            return {f.name: getattr(options, f.name) for f in dataclasses.fields(JobConfig)
-                    if getattr(options, f.name) != getattr(default, f.name)}
-        known = {f.name for f in dataclasses.fields(JobConfig)}
-        for k in options:
-            if k not in known:
-                raise NasforgeError(f"unknown search option {k!r}; allowed: {', '.join(sorted(known))}")
-        return dict(options)
+        if self.space not in list_spaces():
+            raise NasforgeError(f"unknown space {self.space!r}; known: {', '.join(list_spaces())}")
+        if self.dataset not in list_datasets():
+            raise NasforgeError(f"unknown dataset {self.dataset!r}; known: {', '.join(list_datasets())}")
+        if self.strategy not in list_strategies():
+            raise NasforgeError(f"unknown strategy {self.strategy!r}; known: {', '.join(list_strategies())}")
+        if self.estimator != "train":
+            raise NasforgeError(f"unknown estimator {self.estimator!r} for a search on a dataset; allowed: train "
+                                "(tabular benchmarks run with `nasforge benchmark`)")
+        positive_ints(self, "budget", "epochs", "final_epochs", "batch_size", "workers")
 
-    def merged(self, changes: Mapping[str, Any]) -> JobConfig:
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    def default_out(self) -> Path:
+        return Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
 
 
 @dataclass
 class Prepared:
     """What ``prepare`` resolved: the objects of a validated config, nothing written yet."""
 
-    config: JobConfig
+    config: SearchConfig
     space: SearchSpace
     space_options: dict[str, Any]
     constraints: list[str]
@@ -134,16 +119,17 @@ def default_resolutions(native: int) -> list[int]:
     return [hi - 8, hi]
 
 
-def _space_options(cfg: JobConfig, channels: int, num_classes: int, native: int) -> dict[str, Any]:
-    opts: dict[str, Any] = {}
-    if cfg.space == "mobilenet" and not cfg.space_options:
-        opts = {**SMALL_MOBILENET, "resolutions": default_resolutions(native)}
-    opts.update(cfg.space_options)
-    if cfg.space in ("mobilenet", "config"):
-        opts.setdefault("in_channels", channels)
-    if cfg.space != "config":
-        opts.setdefault("num_classes", num_classes)
-    return opts
+def space_options(cfg: SearchConfig, native: int) -> dict[str, Any]:
+    """The space options of a run: the user's, or for the default space without any the small preset."""
+    if cfg.space == DEFAULT_SPACE and not cfg.space_options:
+        return {**SMALL_MOBILENET, "resolutions": default_resolutions(native)}
+    return dict(cfg.space_options)
+
+
+def fitted_space(name: str, options: dict[str, Any], data_shape: Sequence[int], num_classes: int) -> SearchSpace:
+    """The space with the given options, fitted to the data (input channels, classes, resolution) wherever the
+    options leave it open (``SearchSpace.for_data``)."""
+    return get_space(name, **options).for_data(data_shape, num_classes, keep=options)
 
 
 def device_constraints(device: Any) -> list[str]:
@@ -153,29 +139,21 @@ def device_constraints(device: Any) -> list[str]:
     return [f"weight_bytes<={device.ram_bytes}B"]
 
 
-def prepare(cfg: JobConfig) -> Prepared:
-    """Validate every name and number and load the data; raise ``NasforgeError`` before anything is written."""
-    from nasforge.data import dataset_info, list_datasets, load_dataset
+def prepare(cfg: SearchConfig, resume: bool = False) -> Prepared:
+    """Check the config and the run folder, then load the data; raise ``NasforgeError`` before anything is
+    written (``resume``: the folder holds the search run to continue)."""
+    from nasforge.data import dataset_info, load_dataset
     from nasforge.estimators import TrainingEstimator
     from nasforge.hardware import get_device
-    from nasforge.runner import Constraints, check_new_run_dir, check_satisfiable
-    from nasforge.strategies import list_strategies
+    from nasforge.runner import Constraints
+    from nasforge.runner._constraints import check_satisfiable
 
-    if cfg.dataset not in list_datasets():
-        raise NasforgeError(f"unknown dataset {cfg.dataset!r}; known: {', '.join(list_datasets())}")
-    if cfg.strategy not in list_strategies():
-        raise NasforgeError(f"unknown strategy {cfg.strategy!r}; known: {', '.join(list_strategies())}")
-    if cfg.estimator != "train":
-        raise NasforgeError(f"unknown estimator {cfg.estimator!r} for a search on a dataset; allowed: train "
-                            "(tabular benchmarks run with `nasforge benchmark`)")
-    for name in ("budget", "epochs", "final_epochs", "batch_size", "workers"):
-        v = getattr(cfg, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise NasforgeError(f"{name} must be a positive integer, got {v!r}")
+    cfg.validate()
+    out = check_run_dir(cfg.out or cfg.default_out(), SearchConfig.JOB, resume=resume)
     device = get_device(cfg.device) if cfg.device else None
     info = dataset_info(cfg.dataset)
-    opts = _space_options(cfg, info.input_shape[0], info.num_classes, min(info.input_shape[1:]))
-    space = get_space(cfg.space, **opts)
+    opts = space_options(cfg, min(info.input_shape[1:]))
+    space = fitted_space(cfg.space, opts, info.input_shape, info.num_classes)
     cons = [*(device_constraints(device) if device else []), *cfg.constraints]
     latency_fn = None
     if cfg.latency_model:
@@ -190,7 +168,6 @@ def prepare(cfg: JobConfig) -> Prepared:
                             "or `nasforge latency fit --save`)")
     parsed = Constraints.of(cons, cfg.precision, None, latency_fn)
     check_satisfiable(space, parsed, samples=500, seed=cfg.seed)
-    out = check_new_run_dir(cfg.out or Path("runs") / time.strftime("search-%Y%m%d-%H%M%S"))
     dataset = load_dataset(cfg.dataset, data_dir=cfg.data_dir, split_seed=cfg.seed, subset=cfg.subset)
     est = TrainingEstimator(space, dataset, epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
                             lr=cfg.lr, seed=cfg.seed, cost_precision=cfg.precision, channels_last=True)
@@ -200,26 +177,25 @@ def prepare(cfg: JobConfig) -> Prepared:
 Progress = Callable[..., None]
 
 
-def run_job(cfg: JobConfig | Mapping[str, Any], progress: Progress | None = None, resume: bool = False,
+def run_job(options: SearchConfig | Mapping[str, Any], progress: Progress | None = None, resume: bool = False,
             status: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Search, then train the best once more (test accuracy), export it, plot and write the report.
 
-    ``cfg`` holds the options given (see ``JobConfig.given``): a new run takes ``JobConfig``'s defaults for the
-    others, ``resume=True`` the stored run's, so resuming without ``budget`` keeps the run's budget.
+    ``options`` holds the options given (see ``SearchConfig.given``): a new run takes ``SearchConfig``'s defaults
+    for the others, ``resume=True`` the stored run's (so resuming without ``budget`` keeps the run's budget).
     """
     from nasforge.runner import run_search
 
     say = status or (lambda _msg: None)
-    if resume:
-        prep = _prepare_resume(JobConfig.given(cfg))
-    else:
-        prep = prepare(cfg if isinstance(cfg, JobConfig) else JobConfig(**JobConfig.given(cfg)))
+    given = SearchConfig.given(options)
+    prep = prepare(_resumed(given) if resume else SearchConfig.new(given), resume=resume)
     result = run_search(prep.space, prep.config.strategy, prep.estimator, prep.config.budget,
                         prep.constraints, seed=prep.config.seed, out_dir=prep.out_dir,
                         workers=prep.config.workers, resume=resume, progress=progress,
                         precision=prep.config.precision, objective="macs", latency_fn=prep.latency_fn,
                         strategy_options=prep.config.strategy_options or None,
-                        config={"job": {**prep.config.to_dict(), "space_options": prep.space_options}})
+                        config={"job": SearchConfig.JOB,
+                                "options": {**prep.config.to_dict(), "space_options": prep.space_options}})
     summary: dict[str, Any] = {"run_dir": str(prep.out_dir), "trials": len(result.trials)}
     if result.best is None:
         summary["best"] = None
@@ -232,47 +208,27 @@ def run_job(cfg: JobConfig | Mapping[str, Any], progress: Progress | None = None
     return summary
 
 
-#: Options a resumed run may change: the number of evaluations, how many run in parallel (the trials do not depend
-#: on it) and the final training of the best (after the search). Any other option given must equal the stored one.
-RESUME_MAY_CHANGE = ("budget", "workers", "final_epochs")
+def stored_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The search options recorded in a run store's config (also of runs written before the ``job`` key)."""
+    extra = config.get("extra") or {}
+    job = extra.get("job")
+    return dict(job if isinstance(job, dict) else extra.get("options") or {})
 
 
-def _prepare_resume(given: Mapping[str, Any]) -> Prepared:
+def _resumed(given: Mapping[str, Any]) -> SearchConfig:
     """The stored run's config with the given options that may change on resume; a conflicting one is an error."""
-    from nasforge.runner import RunStore, is_run_dir
+    from nasforge.runner import RunStore
 
     out = given.get("out")
-    if not out or not is_run_dir(out):
-        raise NasforgeError(f"--resume needs --out to name an existing nasforge run, got {out!r}")
+    if not out:
+        raise NasforgeError("--resume needs --out to name the search run to continue")
+    check_run_dir(out, SearchConfig.JOB, resume=True)
     with RunStore.open(out) as store:
         run = store.config
-    job = dict((run.get("extra") or {}).get("job") or {})
-    if not job:
-        raise NasforgeError(f"{out} was not written by `nasforge search`; cannot resume it here")
-    known = {f.name for f in dataclasses.fields(JobConfig)}
-    old = JobConfig(**{k: v for k, v in job.items() if k in known})
+    stored = stored_options(run)
     # the runner records the budget and workers of the latest resume at the top level of the run's config
-    old = dataclasses.replace(old, budget=run.get("budget", old.budget), workers=run.get("workers", old.workers))
-    for key, value in given.items():
-        if key == "out" or key in RESUME_MAY_CHANGE:
-            continue
-        stored = getattr(old, key)
-        if key in ("space_options", "strategy_options") and isinstance(value, dict) and isinstance(stored, dict):
-            same = all(k in stored and stored[k] == v for k, v in value.items())  # stored holds resolved options
-        elif key == "constraints":
-            from nasforge.runner import canonical_constraints
-
-            same = stored == canonical_constraints(value)
-        else:
-            same = stored == value
-        if not same:
-            raise NasforgeError(f"cannot resume {out}: {key} was {stored!r}, now {value!r}; on resume only "
-                                f"{', '.join(RESUME_MAY_CHANGE)} may change")
-    new = dataclasses.replace(old, **{k: given[k] for k in RESUME_MAY_CHANGE if k in given})
-    prep = prepare(dataclasses.replace(new, out=None))
-    prep.config = new
-    prep.out_dir = Path(out)
-    return prep
+    stored.update({k: run[k] for k in ("budget", "workers") if k in run})
+    return SearchConfig.resumed(stored, given, out)
 
 
 def finalize(prep: Prepared, arch_text: str) -> dict[str, Any]:
@@ -304,44 +260,45 @@ def finalize(prep: Prepared, arch_text: str) -> dict[str, Any]:
         "layers": layers.to_dict()["layers"],
         "fits": prep.device.fits(cost) if prep.device is not None else None,
     }
-    tmp = Path(tempfile.mkdtemp(prefix=".best.", dir=prep.out_dir))
-    try:
+    with atomic_dir(prep.out_dir / BEST_DIR) as tmp:
         if model is not None:
             torch.save({"state_dict": model.state_dict(), "arch": str(arch), "space": space.name,
                         "space_options": prep.space_options, "input_shape": list(shape),
+                        "data_shape": list(prep.dataset.input_shape),
                         "num_classes": prep.dataset.num_classes}, tmp / "model.pt")
             summary["onnx_max_abs_diff"] = export_onnx(model, shape, tmp / "model.onnx", check=True, atol=1e-4)
         (tmp / SUMMARY).write_text(json.dumps(summary, indent=2, default=str))
-        final = prep.out_dir / BEST_DIR
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {k: v for k, v in summary.items() if k != "layers"}
 
 
-def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None) -> Path:
-    """Re-export the best model of a run (``onnx`` checked with onnxruntime, or ``torchscript``)."""
+def load_best(run_dir: str | Path) -> tuple[Any, tuple[int, ...]]:
+    """The trained best model of a finished search run (eval mode) and its input shape (C, H, W)."""
     import torch
 
-    from nasforge.jobs._export import FORMATS, export_onnx, export_torchscript
-
-    if fmt not in FORMATS:
-        raise NasforgeError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
     ckpt_path = Path(run_dir) / BEST_DIR / "model.pt"
     if not ckpt_path.is_file():
         raise NasforgeError(f"{ckpt_path} does not exist: is {run_dir} a finished `nasforge search` run?")
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    space = get_space(ckpt["space"], **ckpt["space_options"])
-    arch = space.parse(ckpt["arch"])
-    model = space.build(arch, num_classes=ckpt["num_classes"])
+    if "data_shape" in ckpt:
+        space = fitted_space(ckpt["space"], ckpt["space_options"], ckpt["data_shape"], ckpt["num_classes"])
+    else:  # written before for_data: the options were the resolved ones
+        space = get_space(ckpt["space"], **ckpt["space_options"])
+    model = space.build(space.parse(ckpt["arch"]), num_classes=ckpt["num_classes"])
     model.load_state_dict(ckpt["state_dict"])
-    shape = tuple(ckpt["input_shape"])
+    return model.eval(), tuple(ckpt["input_shape"])
+
+
+def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None) -> Path:
+    """Re-export the best model of a run (``onnx`` checked with onnxruntime, or ``torchscript``)."""
+    from nasforge.jobs._export import FORMATS, export_onnx, export_torchscript
+
+    if fmt not in FORMATS:
+        raise NasforgeError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    model, shape = load_best(run_dir)
+    best = Path(run_dir) / BEST_DIR
     if fmt == "onnx":
-        path = Path(out) if out else ckpt_path.with_name("model.onnx")
+        path = Path(out) if out else best / "model.onnx"
         export_onnx(model, shape, path, check=True)
         return path
-    path = Path(out) if out else ckpt_path.with_name("model.torchscript.pt")
+    path = Path(out) if out else best / "model.torchscript.pt"
     return export_torchscript(model, shape, path)

@@ -9,7 +9,8 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
 
-from nasforge.runner import pareto_front
+from nasforge._files import save_figure
+from nasforge.runner._constraints import pareto_front
 
 COST_LABELS = {"macs": "MACs", "peak_memory_bytes": "peak memory (bytes)", "params": "params",
                "weight_bytes": "weights (bytes)", "latency_ms": "latency (ms)"}
@@ -27,9 +28,7 @@ def cost_value(trial: Mapping[str, Any], key: str) -> float | None:
 
 
 def _save(fig: Figure, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    tmp.replace(path)
+    save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
 def plot_pareto(trials: Sequence[Mapping[str, Any]], path: str | Path,
@@ -93,3 +92,64 @@ def plot_history(trials: Sequence[Mapping[str, Any]], path: str | Path, metric_l
     ax.legend(fontsize=8, loc="best")
     _save(fig, path)
     return path
+
+
+def plot_probabilities(history: Sequence[Sequence[Sequence[float]]], names: Sequence[str],
+                       labels: Sequence[Sequence[str]], path: str | Path, ncols: int = 4) -> Path:
+    """One panel per unit (decision or edge): each candidate's probability over the epochs, one line each."""
+    from matplotlib.ticker import MaxNLocator
+
+    path = Path(path)
+    k = len(names)
+    nrows = (k + ncols - 1) // ncols
+    fig = Figure(figsize=(3.4 * ncols, 2.4 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    epochs = list(range(1, len(history) + 1))
+    for u in range(nrows * ncols):
+        ax = axes[u // ncols][u % ncols]
+        if u >= k:
+            ax.set_axis_off()
+            continue
+        for i, lab in enumerate(labels[u]):
+            ax.plot(epochs, [h[u][i] for h in history], marker="." if len(epochs) < 20 else None, label=lab)
+        ax.set_title(names[u], fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylim(0, 1)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if u % ncols == 0:
+            ax.set_ylabel("probability", fontsize=7)
+        if u == 0 or labels[u] != labels[u - 1]:
+            ax.legend(fontsize=6, loc="upper left")
+    fig.suptitle("candidate probabilities per epoch")
+    fig.subplots_adjust(hspace=0.5)
+    return save_figure(fig, path, dpi=90, bbox_inches="tight")
+
+
+def plot_benchmark(summary: Mapping[str, Any], path: str | Path) -> Path:
+    """A benchmark's mean +/- std of the final metric vs query budget, one line per strategy, the oracle dashed.
+    ``summary`` is ``BenchmarkResult.to_dict()``: ``strategies`` (budget -> mean, std, n), ``oracle``, ``settings``."""
+    import numpy as np
+
+    path = Path(path)
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    for name, row in summary["strategies"].items():
+        pts = [(int(k), s) for k, s in row.items() if k.isdigit() and s["n"]]
+        if not pts:
+            continue
+        x = [p[0] for p in pts]
+        m = np.array([p[1]["mean"] for p in pts])
+        sd = np.array([p[1]["std"] for p in pts])
+        ax.plot(x, m, marker="o", label=name)
+        ax.fill_between(x, m - sd, m + sd, alpha=0.15)
+    oracle, settings = summary["oracle"], summary["settings"]
+    if "best_final" in oracle:
+        ax.axhline(oracle["best_final"], color="k", ls="--", lw=1, label="oracle (best final)")
+    ax.set_xscale("log")
+    ax.set_xlabel("queries")
+    ax.set_ylabel(f"final ({settings.get('final_col') or settings.get('reward_col')}, fraction) of best-reward arch")
+    ax.set_title(f"{settings['space']}: mean +/- std over {settings['seeds']} seeds")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=120)

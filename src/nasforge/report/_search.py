@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from nasforge.errors import NasforgeError
+from nasforge.report._html import code, config_block, esc, fmt, image, kv_table, page, table, write_html
 
 BEST_DIR = "best"
 SUMMARY = "summary.json"
@@ -13,9 +16,9 @@ SUMMARY = "summary.json"
 
 def write_report(run_dir: str | Path) -> Path:
     """(Re)build ``pareto.png``, ``history.png`` and ``report.html`` of a run from its store and ``best/``."""
-    from nasforge.report._html import render_report, write_html
     from nasforge.report._plots import plot_history, plot_pareto
-    from nasforge.runner import RunStore, is_run_dir
+    from nasforge.runner import RunStore
+    from nasforge.runner._store import is_run_dir
 
     run = Path(run_dir)
     if not is_run_dir(run):
@@ -23,7 +26,9 @@ def write_report(run_dir: str | Path) -> Path:
     with RunStore.open(run) as store:
         trials = [t.to_dict() for t in store.trials()]
         config = store.config
-    job = (config.get("extra") or {}).get("job") or {}
+    extra = config.get("extra") or {}
+    stored = extra.get("job")
+    job: dict[str, Any] = stored if isinstance(stored, dict) else dict(extra.get("options") or {})
     label = "validation accuracy" if job.get("estimator", "train") == "train" else "reward"
     images = [plot_pareto(trials, run / "pareto.png", ("macs", "peak_memory_bytes"), label),
               plot_history(trials, run / "history.png", label)]
@@ -37,3 +42,41 @@ def write_report(run_dir: str | Path) -> Path:
                             for c in fits["checks"]}
     return write_html(run / "report.html", render_report(job or config, trials, best, images))
 
+
+def render_report(config: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], best: Mapping[str, Any] | None,
+                  images: Sequence[Path]) -> str:
+    """The search run's page. ``best`` holds ``arch``, metrics, ``cost`` totals, ``layers`` and ``fits``."""
+    n_ok = sum(1 for t in trials if t.get("status") == "ok")
+    n_inf = sum(1 for t in trials if t.get("status") == "infeasible")
+    n_fail = sum(1 for t in trials if t.get("status") == "failed")
+    parts = [f"<p>{len(trials)} trials: {n_ok} evaluated, {n_inf} infeasible (skipped before training), "
+             f"{n_fail} failed.</p>", "<h2>Best architecture</h2>"]
+    if best:
+        name = f"{best.get('space', '')}:{best['arch']}"
+        parts.append(f"<p>{code(name)}</p>")
+        parts.append(kv_table({k: v for k, v in best.items() if k not in ("arch", "space", "layers", "fits", "cost")}))
+        if best.get("cost"):
+            parts.append("<h3>Cost</h3>" + kv_table(best["cost"]))
+        fits = best.get("fits")
+        if fits:
+            rows = [[esc(k), fmt(v.get("value")), fmt(v.get("limit")),
+                     f"<span class='{'ok' if v.get('ok') else 'bad'}'>{'fits' if v.get('ok') else 'exceeds'}</span>"]
+                    for k, v in fits.items() if isinstance(v, Mapping)]
+            parts.append("<h3>Device limits</h3>" + table(["limit", "value", "limit", "verdict"], rows, left=[0]))
+        layers = best.get("layers") or []
+        if layers:
+            rows = [[esc(r["name"]), esc(r["op"]), "x".join(map(str, r["in_shape"])),
+                     "x".join(map(str, r["out_shape"])), fmt(r["params"]), fmt(r["macs"])] for r in layers]
+            parts.append("<h3>Per-layer cost</h3>" + table(["layer", "op", "in", "out", "params", "MACs"], rows,
+                                                           left=[0, 1]))
+    else:
+        parts.append("<p>No architecture was evaluated successfully.</p>")
+    parts.append("<h2>Plots</h2>")
+    parts.extend(image(p) for p in images)
+    top = sorted((t for t in trials if t.get("status") == "ok" and t.get("reward") is not None),
+                 key=lambda t: -float(t["reward"]))[:20]
+    rows = [[fmt(t.get("number", "")), fmt(float(t["reward"])), fmt((t.get("cost") or {}).get("macs", "")),
+             fmt((t.get("cost") or {}).get("peak_memory_bytes", "")), code(t["arch"])] for t in top]
+    parts.append("<h2>Top trials</h2>" + table(["#", "reward", "MACs", "peak bytes", "arch"], rows, left=[4]))
+    parts.append(config_block(config))
+    return page("nasforge search report", parts)

@@ -1,36 +1,13 @@
-"""The search loop, the crash-safe run store, constraints and Pareto fronts."""
+"""The search loop, the crash-safe run store, constraints and Pareto fronts.
+
+The public surface is what users call; the jobs and tests use the private modules for the rest
+(``_constraints``: parsing, ``check_satisfiable``, ``pareto_front``; ``_store``: ``is_run_dir``).
+"""
 
 from __future__ import annotations
 
-from nasforge.runner._constraints import (
-    Constraint,
-    Constraints,
-    canonical_constraints,
-    check_satisfiable,
-    cost_numbers,
-    pareto_front,
-    parse_constraint,
-    parse_constraints,
-)
-from nasforge.runner._loop import SearchResult, best_trial, evaluate_safely, pareto_trials, run_search
-from nasforge.runner._store import RunStore, Trial, check_new_run_dir, is_run_dir
+from nasforge.runner._constraints import Constraints
+from nasforge.runner._loop import SearchResult, run_search
+from nasforge.runner._store import RunStore, Trial
 
-__all__ = [
-    "Constraint",
-    "Constraints",
-    "RunStore",
-    "SearchResult",
-    "Trial",
-    "best_trial",
-    "canonical_constraints",
-    "check_new_run_dir",
-    "check_satisfiable",
-    "cost_numbers",
-    "evaluate_safely",
-    "is_run_dir",
-    "pareto_front",
-    "pareto_trials",
-    "parse_constraint",
-    "parse_constraints",
-    "run_search",
-]
+__all__ = ["Constraints", "RunStore", "SearchResult", "Trial", "run_search"]

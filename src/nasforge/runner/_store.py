@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from nasforge._files import write_atomic
 from nasforge.errors import NasforgeError
 from nasforge.estimators import Result
 
@@ -111,21 +112,6 @@ def _json_default(o: Any) -> Any:
 def dumps(obj: Any) -> str:
     """JSON with numpy/torch values turned into lists (floats round-trip exactly)."""
     return json.dumps(obj, default=_json_default, sort_keys=True)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and an atomic rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def is_run_dir(path: str | os.PathLike[str]) -> bool:

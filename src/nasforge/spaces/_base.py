@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -192,6 +192,14 @@ class SearchSpace(ABC):
         """The (C, H, W) input the built network expects."""
         raise NotImplementedError
 
+    def for_data(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str] = ()) -> SearchSpace:
+        """This space fitted to a dataset of ``input_shape`` (C, H, W) images and ``num_classes`` classes: a new
+        space with its input channels, classes and input resolution set from the data (what each space can set;
+        a space with a fixed 3-channel stem keeps it and the data is re-channelled). Options named in ``keep``
+        (the ones a user set) are left as they are. A space that cannot fit raises ``NasforgeError`` saying why."""
+        raise NasforgeError(f"space {self.name!r} cannot be fitted to a dataset: it sets no input shape or number "
+                            "of classes from data (it does not implement for_data)")
+
     def describe(self) -> dict[str, Any]:
         """A readable summary: decisions with choices and the exact size."""
         return {
@@ -203,6 +211,22 @@ class SearchSpace(ABC):
     def _check_mine(self, arch: Architecture) -> None:
         if arch.space != self.name:
             raise NasforgeError(f"architecture of space {arch.space!r} given to space {self.name!r}")
+
+
+def data_shape(space: str, input_shape: Sequence[int], num_classes: int) -> tuple[int, int, int]:
+    """(channels, side, classes) of a dataset for ``for_data``: images (C, H, W) with a side of min(H, W)."""
+    shape = tuple(input_shape)
+    if len(shape) != 3 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in shape):
+        raise NasforgeError(f"{space}: data input shape {shape} must be (channels, height, width) of positive "
+                            "integers")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+        raise NasforgeError(f"{space}: data must have at least 2 classes, got {num_classes!r}")
+    return int(shape[0]), int(min(shape[1:])), int(num_classes)
+
+
+def round_up(value: int, multiple: int) -> int:
+    """The smallest multiple of ``multiple`` that is >= ``value`` (and >= ``multiple``)."""
+    return max(multiple, -(-value // multiple) * multiple)
 
 
 def check_int(space: str, name: str, value: Any, low: int, high: int | None = None) -> int:

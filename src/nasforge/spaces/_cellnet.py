@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from nasforge.blocks import ConvBNAct, Flatten, GlobalPool, Linear, Spec, part_of
 from nasforge.cost import Cost, GraphBuilder, Part, Shape, analyze, chain
 from nasforge.errors import NasforgeError
-from nasforge.spaces._base import Architecture, SearchSpace, check_int
+from nasforge.spaces._base import Architecture, SearchSpace, check_int, round_up
 from nasforge.spaces._cell_ops import FactorizedReduce, ReLUConvBN, make_op
 from nasforge.spaces._macro import MacroBuilder, apply
 
@@ -337,6 +337,11 @@ def check_resolution(space: str, value: Any, layers: int) -> int:
         raise NasforgeError(f"{space} option resolution={r} must be a multiple of {f} ({f.bit_length() - 1} "
                             "reduction cells halve it)")
     return r
+
+
+def data_resolution(layers: int, side: int) -> int:
+    """The smallest resolution >= ``side`` that halves evenly at every reduction cell."""
+    return round_up(side, 2 ** len(reduction_layers(layers)))
 
 
 class CellStackSpace(SearchSpace):

@@ -30,7 +30,7 @@ import bisect
 import itertools
 import math
 import re
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +49,7 @@ from nasforge.blocks import (
 )
 from nasforge.cost import Cost, Part, bytes_per_element
 from nasforge.errors import NasforgeError
-from nasforge.spaces._base import Architecture, Decision, SearchSpace
+from nasforge.spaces._base import Architecture, Decision, SearchSpace, data_shape, round_up
 
 if TYPE_CHECKING:
     from torch import nn
@@ -262,6 +262,31 @@ class StagedSpace(SearchSpace):
         self._mult = [[math.prod(len(ch) for ch in st.choices[j + 1:]) for j in range(len(st.choices))]
                       for st in self.stages]
         self._seg_text: list[dict[tuple[int, ...], str]] = [{} for _ in self.stages]
+
+    def with_inputs(self, resolutions: Sequence[int] | None = None, widths: Sequence[float] | None = None,
+                    in_channels: int | None = None, num_classes: int | None = None) -> StagedSpace:
+        """The same space with other input resolutions, widths, input channels or classes (None: unchanged)."""
+        name = self.name
+        res = self.resolutions if resolutions is None else int_list(name, "resolutions", resolutions, 1, 4096)
+        ws = self.widths if widths is None else float_list(name, "widths", widths, 0.0, 4.0)
+        new = object.__new__(type(self))
+        new.__dict__.update({k: v for k, v in self.__dict__.items() if not k.startswith("_")})  # e.g. a file path
+        StagedSpace.__init__(
+            new, name, self.stages, res, ws,
+            self.in_channels if in_channels is None else check_int(name, "in_channels", in_channels, 1),
+            self.num_classes if num_classes is None else check_int(name, "num_classes", num_classes, 1),
+            self.stem_channels, self.stem_stride, self.head_channels, self.act, self.divisor, self.head_scale)
+        return new
+
+    def for_data(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str] = ()) -> StagedSpace:
+        """Input channels and classes from the data; the input resolution becomes the one multiple of 8 that is at
+        least the image side and the network's total stride (the last stage still sees one pixel), unless
+        ``resolutions`` is kept."""
+        c, side, k = data_shape(self.name, input_shape, num_classes)
+        stride = math.prod([self.stem_stride, *(st.stride for st in self.stages)])
+        return self.with_inputs(
+            resolutions=None if "resolutions" in keep else [round_up(max(side, stride), 8)],
+            in_channels=None if "in_channels" in keep else c, num_classes=None if "num_classes" in keep else k)
 
     # -- decisions ---------------------------------------------------------------------------------
     def decisions(self) -> list[Decision]:

@@ -23,6 +23,7 @@ The space behaves exactly like ``mobilenet`` (same engine, same canonical string
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,7 @@ class ConfigSpace(StagedSpace):
             args = load_config(spec)
             self.path = None
         super().__init__("config", **args)
+
+    def for_data(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str] = ()) -> StagedSpace:
+        """Input channels and classes from the data; the input resolutions stay the file's."""
+        return super().for_data(input_shape, num_classes, keep={*keep, "resolutions"})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import math
+from collections.abc import Collection, Sequence
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +24,9 @@ import numpy as np
 
 from nasforge.cost import Cost
 from nasforge.errors import NasforgeError
-from nasforge.spaces._base import Architecture, Decision, check_int, register_space
+from nasforge.spaces._base import Architecture, Decision, check_int, data_shape, register_space
 from nasforge.spaces._cell_ops import check_ops
-from nasforge.spaces._cellnet import CellStackSpace, DartsCell, DartsNode, check_resolution
+from nasforge.spaces._cellnet import CellStackSpace, DartsCell, DartsNode, check_resolution, data_resolution
 
 if TYPE_CHECKING:
     pass
@@ -64,6 +65,14 @@ class DartsSpace(CellStackSpace):
                                     Decision(f"{cell}.node{j}.op1", self.ops),
                                     Decision(f"{cell}.node{j}.op2", self.ops)]
         self._costs: dict[tuple[tuple[int, ...], int, str], Cost] = {}
+
+    def for_data(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str] = ()) -> DartsSpace:
+        """Classes from the data, resolution = the image side rounded up to halve at both reduction cells (the
+        3-channel stem stays: grey images are repeated to 3 channels)."""
+        _, side, k = data_shape(self.name, input_shape, num_classes)
+        return DartsSpace(self.C, self.layers, self.num_classes if "num_classes" in keep else k,
+                          self.resolution if "resolution" in keep else data_resolution(self.layers, side),
+                          self.nodes, list(self.ops), self.stem_multiplier)
 
     # -- views -------------------------------------------------------------------------------------
     def decisions(self) -> list[Decision]:

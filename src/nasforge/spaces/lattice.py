@@ -20,7 +20,7 @@ valid). Canonical string: the downsampling factor after each layer, e.g. ``8-8-1
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ import numpy as np
 from nasforge.blocks import BasicBlock, Conv, ConvBNAct, Flatten, GlobalPool, Linear, NetworkSpec, Spec
 from nasforge.cost import Cost, GraphBuilder, Part, chain
 from nasforge.errors import NasforgeError
-from nasforge.spaces._base import Architecture, Decision, SearchSpace, register_space
+from nasforge.spaces._base import Architecture, Decision, SearchSpace, data_shape, register_space
 from nasforge.spaces._staged import check_int, fold
 
 if TYPE_CHECKING:
@@ -88,6 +88,14 @@ class LatticeSpace(SearchSpace):
         self._ways = ways
         self._parts: dict[tuple[Any, ...], Part] = {}  # stem, (from, to) cells and heads, filled on first cost
         self._at: dict[int, LatticeSpace] = {}  # the same lattice at other resolutions
+
+    def for_data(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str] = ()) -> LatticeSpace:
+        """Input channels, classes and resolution (the image side, at least 4) from the data."""
+        c, side, k = data_shape(self.name, input_shape, num_classes)
+        return LatticeSpace(self.layers, self.levels, self.base_channels,
+                            self.resolution if "resolution" in keep else max(4, side),
+                            self.in_channels if "in_channels" in keep else c,
+                            self.num_classes if "num_classes" in keep else k, self.head)
 
     # -- decisions and paths -----------------------------------------------------------------------
     def decisions(self) -> list[Decision]:

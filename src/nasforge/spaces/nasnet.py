@@ -18,13 +18,14 @@ block (``op~input`` twice, then the combine op), cells separated by ``;``::
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nasforge.cost import Cost
 from nasforge.errors import NasforgeError
-from nasforge.spaces._base import Architecture, Decision, check_int, register_space
+from nasforge.spaces._base import Architecture, Decision, check_int, data_shape, register_space
 from nasforge.spaces._cell_ops import check_ops
-from nasforge.spaces._cellnet import CellStackSpace, NasnetBlock, NasnetCell, check_resolution
+from nasforge.spaces._cellnet import CellStackSpace, NasnetBlock, NasnetCell, check_resolution, data_resolution
 
 if TYPE_CHECKING:
     pass
@@ -72,6 +73,14 @@ class NasnetSpace(CellStackSpace):
                                     Decision(f"{p}.op1", self.ops), Decision(f"{p}.op2", self.ops),
                                     Decision(f"{p}.combine", self.combine)]
         self._costs: dict[tuple[tuple[int, ...], int, str], Cost] = {}
+
+    def for_data(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str] = ()) -> NasnetSpace:
+        """Classes from the data, resolution = the image side rounded up to halve at both reduction cells (the
+        3-channel stem stays: grey images are repeated to 3 channels)."""
+        _, side, k = data_shape(self.name, input_shape, num_classes)
+        return NasnetSpace(self.B, list(self.ops), list(self.combine), self.cell_inputs_only, self.C, self.layers,
+                           self.stem_multiplier, self.num_classes if "num_classes" in keep else k,
+                           self.resolution if "resolution" in keep else data_resolution(self.layers, side))
 
     # -- views -------------------------------------------------------------------------------------
     def decisions(self) -> list[Decision]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,15 @@ import numpy as np
 from nasforge.blocks import ConvBNAct, Flatten, GlobalPool, Linear, NetworkSpec, Spec, part_of
 from nasforge.cost import Cost, GraphBuilder, Part, Shape, chain
 from nasforge.errors import NasforgeError
-from nasforge.spaces._base import Architecture, Decision, SearchSpace, check_int, register_space
+from nasforge.spaces._base import (
+    Architecture,
+    Decision,
+    SearchSpace,
+    check_int,
+    data_shape,
+    register_space,
+    round_up,
+)
 from nasforge.spaces._cell_ops import BNReLU, ResNetBasicBlock, Zero, make_op
 
 if TYPE_CHECKING:
@@ -202,6 +211,13 @@ class NB201Space(SearchSpace):
         return 5**6
 
     # -- networks ----------------------------------------------------------------------------------
+    def for_data(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str] = ()) -> NB201Space:
+        """Classes from the data, resolution = the image side rounded up to a multiple of 4 (the 3-channel stem
+        stays: grey images are repeated to 3 channels)."""
+        _, side, k = data_shape(self.name, input_shape, num_classes)
+        return NB201Space(self.C, self.N, self.num_classes if "num_classes" in keep else k,
+                          self.resolution if "resolution" in keep else round_up(side, 4))
+
     def input_shape(self, arch: Architecture | None = None, resolution: int | None = None) -> tuple[int, ...]:
         r = self.resolution if resolution is None else check_int("nb201", "resolution", resolution, 4)
         return (3, r, r)

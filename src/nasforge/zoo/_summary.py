@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nasforge._files import save_figure
 from nasforge.errors import NasforgeError
 from nasforge.zoo._registry import create, list_models, model_info
 
@@ -63,5 +64,5 @@ def plot_accuracy_vs_macs(rows: list[dict[str, Any]], path: str | Path) -> Path:
     ax.legend(loc="lower right", fontsize=8)
     ax.margins(x=0.15, y=0.08)
     fig.tight_layout()
-    fig.savefig(out)
+    save_figure(fig, out)
     return out

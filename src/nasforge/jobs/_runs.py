@@ -1,0 +1,82 @@
+"""Run folders: which job wrote a run, and whether a job may write into a folder, checked before any work.
+
+A job writes into an output folder only when it is new, empty, or (resume) a run of the *same* job. Every job
+records its name as ``job`` in its run's config: the ``config.yaml`` of a one-shot run, and the ``extra`` config
+of a run store (``nasforge search``), so the check can say "runs/x holds a oneshot run, not a search run".
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nasforge.errors import NasforgeError
+
+CONFIG_NAME = "config.yaml"
+RUN_SEARCH = "run_search"
+"""What ``job_of`` says of a run store written by ``run_search`` from Python, not by a job."""
+
+
+def job_of(path: str | os.PathLike[str]) -> str | None:
+    """The name of the job whose run ``path`` holds (``search``, ``oneshot``, ...), ``run_search`` for a run store
+    written from Python, None when ``path`` holds no nasforge run."""
+    from nasforge.runner import RunStore
+    from nasforge.runner._store import is_run_dir
+
+    p = Path(path)
+    if is_run_dir(p):
+        with RunStore.open(p) as store:
+            job = (store.config.get("extra") or {}).get("job")
+        if isinstance(job, str):
+            return job
+        return "search" if isinstance(job, dict) else RUN_SEARCH  # a dict: a search run written before `job`
+    cfg = p / CONFIG_NAME
+    if not cfg.is_file():
+        return None
+    try:
+        data = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return None
+    if isinstance(data, dict):
+        if isinstance(data.get("job"), str):
+            return str(data["job"])
+        if "method" in data and "supernet_options" in data:  # a one-shot run written before `job`
+            return "oneshot"
+    return None
+
+
+def check_run_dir(path: str | os.PathLike[str], job: str, resume: bool = False, can_resume: bool = True) -> Path:
+    """``path`` as a Path if ``job`` may write its run there, else one clear line (``NasforgeError``).
+
+    A new run needs a folder that does not exist or is empty; ``resume`` needs a run of the same job. Call it
+    before loading data or training: a refused folder costs nothing and nothing is written.
+    """
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise NasforgeError(f"output path {p} exists and is not a directory; choose a new directory")
+    empty = not p.exists() or not any(p.iterdir())
+    if resume:
+        if not can_resume:
+            raise NasforgeError(f"a {job} run cannot be resumed; start a new one in a new directory")
+        if empty:
+            raise NasforgeError(f"--resume needs --out to name an existing {job} run; {p} holds no run")
+    elif empty:
+        return p
+    found = job_of(p)
+    if found is None:
+        raise NasforgeError(f"output directory {p} exists and is not a nasforge run; refusing to write "
+                            "(choose a new or empty directory)")
+    if found != job:
+        raise NasforgeError(f"{p} holds a {found} run, not a {job} run; choose a new directory")
+    if not resume:
+        how = "resume it with --resume or" if can_resume else f"a {job} run cannot be resumed:"
+        raise NasforgeError(f"{p} already holds a {job} run; {how} choose a new directory")
+    return p
+
+
+def config_text(job: str, config: dict[str, Any]) -> str:
+    """The ``config.yaml`` of a run that is not a run store: the job's name first, then its options."""
+    return yaml.safe_dump({"job": job, **config}, sort_keys=False)
