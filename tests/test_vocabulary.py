@@ -121,7 +121,7 @@ def test_oneshot_constraints_are_canonical_and_checked_before_training(tmp_path:
     assert not (tmp_path / "s").exists()
     from nasforge.jobs._oneshot import OneShotConfig, _check
 
-    cfg = OneShotConfig("spos", constraints=["weights<=1MB"])
+    cfg = OneShotConfig(method="spos", constraints=["weights<=1MB"])
     _check(cfg)
     assert cfg.constraints == ["weight_bytes<=1MB"]
 

@@ -107,7 +107,8 @@ def _check(cfg: OneShotConfig) -> None:
         raise NasforgeError(f"warmup epochs={cfg.warmup_epochs} must be in 0..{cfg.epochs - 1} (epochs={cfg.epochs})")
     if cfg.method == "spos" and cfg.budget < 1:
         raise NasforgeError(f"spos budget={cfg.budget} must be >= 1")
-    from nasforge.runner import Constraints, canonical_constraints
+    from nasforge.runner import Constraints
+    from nasforge.runner._constraints import canonical_constraints
 
     cfg.constraints = canonical_constraints(cfg.constraints)  # checked before training; stored canonical
     Constraints.of(cfg.constraints)  # a latency constraint needs a latency model, which SPOS' search has not
