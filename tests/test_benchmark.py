@@ -144,3 +144,19 @@ def test_workers_give_the_same_numbers(joined: Path) -> None:
     two = run_benchmark(space, est, ["random", "evolution"], [5, 20], 4, time_budget=900.0, workers=2)
     assert one.to_dict()["strategies"] == two.to_dict()["strategies"]
     assert [t.finals for t in one.traces] == [t.finals for t in two.traces]
+
+
+def test_out_writes_a_benchmark_run_folder(joined: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nasforge.jobs._runs import job_of
+
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(f"table: {joined}\narch_col: a\nreward_col: val\nfinal_col: test\nstrategies: [random]\n"
+                   "budgets: [5, 10]\nseeds: 2\n")
+    out = tmp_path / "run"
+    assert main(["benchmark", "--config", str(cfg), "--out", str(out), "--json"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result == json.loads(capsys.readouterr().out)
+    assert set(result["strategies"]["random"]) == {"5", "10"} and result["settings"]["seeds"] == 2
+    assert (out / "benchmark.png").stat().st_size > 1000 and job_of(out) == "benchmark"
+    assert main(["benchmark", "--config", str(cfg), "--out", str(out)]) == 2
+    assert "already holds a benchmark run" in capsys.readouterr().err

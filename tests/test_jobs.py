@@ -93,6 +93,21 @@ def test_a_run_of_another_job_is_named(tmp_path: Path, no_work: list[str],
     assert no_work == []
 
 
+def test_benchmark_checks_its_folder_and_options_before_reading_the_table(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    absent = str(tmp_path / "absent.csv")  # never read: the folder is refused first
+    assert main(["benchmark", "--table", absent, "--arch-col", "a", "--reward-col", "r", "--out", str(mine)]) == 2
+    assert "not a nasforge run" in capsys.readouterr().err
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(f"table: {absent}\narch_col: a\n")
+    assert main(["benchmark", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "benchmark: missing option reward_col" in err and len(err.splitlines()) == 1, err
+
+
 def test_job_of_reads_old_runs_too(tmp_path: Path) -> None:
     from nasforge.jobs._runs import job_of
     from nasforge.runner import RunStore
@@ -107,12 +122,12 @@ def test_job_of_reads_old_runs_too(tmp_path: Path) -> None:
     assert job_of(tmp_path) is None
 
 
-@pytest.mark.parametrize("job", ["search", "oneshot"])
+@pytest.mark.parametrize("job", ["search", "oneshot", "benchmark"])
 def test_config_file_unknown_key_is_one_line(job: str, tmp_path: Path, no_work: list[str],
                                              capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("epochs: 2\nepohcs: 3\n")
-    args = ["search"] if job == "search" else ["oneshot", "darts"]
+    cfg.write_text("seeds: 2\nepohcs: 3\n" if job == "benchmark" else "epochs: 2\nepohcs: 3\n")
+    args = {"search": ["search"], "oneshot": ["oneshot", "darts"], "benchmark": ["benchmark"]}[job]
     assert main([*args, "--config", str(cfg), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert "unknown key 'epohcs'" in err and len(err.splitlines()) == 1, err

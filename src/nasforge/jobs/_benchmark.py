@@ -24,19 +24,24 @@ a registered strategy the same way, so the trajectories are those of a search.
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from nasforge._files import atomic_dir, write_atomic
 from nasforge.errors import NasforgeError
 from nasforge.estimators import Result, TabularEstimator
+from nasforge.jobs._config import JobOptions
+from nasforge.jobs._runs import CONFIG_NAME, check_run_dir, config_text
 from nasforge.spaces import Architecture, SearchSpace
 
 OPTUNA_REFERENCES = ("optuna-tpe", "optuna-gp")
@@ -341,3 +346,88 @@ def plot(res: BenchmarkResult, path: str | Path) -> Path:
     from nasforge.report import plot_benchmark
 
     return plot_benchmark(res.to_dict(), path)
+
+
+# -- the job: config, validation before any work, the optional run folder ------------------------------------
+def parse_scale(text: str | float) -> float:
+    """A positive number or a fraction like ``12/200``."""
+    try:
+        v = float(Fraction(str(text).strip()))
+    except (ValueError, ZeroDivisionError):
+        raise NasforgeError(f"bad --time-scale {text!r}; expected a number > 0 or a fraction like 12/200") from None
+    if not v > 0 or not math.isfinite(v):
+        raise NasforgeError(f"bad --time-scale {text!r}; expected a number > 0 or a fraction like 12/200")
+    return v
+
+
+def _names(value: str | Sequence[str]) -> list[str]:
+    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    return list(dict.fromkeys(s.strip() for s in items if s.strip()))  # unique, in order
+
+
+@dataclass(kw_only=True)
+class BenchmarkConfig(JobOptions):
+    """What ``nasforge benchmark`` runs: a table, its columns, the strategies, budgets and seeds. With ``out`` the
+    run is also written to a folder (``config.yaml``, ``result.json``, ``benchmark.png``)."""
+
+    JOB: ClassVar[str] = "benchmark"
+
+    table: str
+    arch_col: str
+    reward_col: str
+    final_col: str | None = None
+    space: str = "nb201"
+    percent: bool | None = None
+    time_col: str | None = None
+    time_scale: str | float = "1"
+    time_budget: float | None = None
+    strategies: str | list[str] = "random,evolution,local"
+    strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    budgets: str | list[int] = "25,50,100,200"
+    seeds: int = 100
+    workers: int = 1
+    plot: str | None = None
+
+    def validate(self) -> None:
+        parse_budgets(self.budgets)
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise NasforgeError(f"--seeds must be >= 1, got {self.seeds!r}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise NasforgeError(f"--workers must be >= 1, got {self.workers!r}")
+        if self.time_budget is not None and self.time_col is None:
+            raise NasforgeError("--time-budget needs --time-col (the column of seconds per query)")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise NasforgeError(f"--time-budget must be > 0 seconds, got {self.time_budget}")
+        parse_scale(self.time_scale)
+        if not _names(self.strategies):
+            raise NasforgeError("--strategies is empty; e.g. random,evolution,local")
+
+
+def benchmark_job(options: BenchmarkConfig | Mapping[str, Any],
+                  progress: Callable[[RunTrace, int], None] | None = None) -> BenchmarkResult:
+    """Validate the options (and ``out``, before the table is read), run the benchmark, write the plot and, with
+    ``out``, the run folder. ``progress(trace, total_runs)`` after each (strategy, seed) run."""
+    from nasforge.spaces import get_space
+
+    if isinstance(options, BenchmarkConfig):
+        options.validate()
+        cfg = options
+    else:
+        cfg = BenchmarkConfig.new(options)
+    out = None if cfg.out is None else check_run_dir(cfg.out, BenchmarkConfig.JOB, can_resume=False)
+    space = get_space(cfg.space)
+    table = TabularEstimator(cfg.table, cfg.arch_col, cfg.reward_col, final_col=cfg.final_col, time_col=cfg.time_col,
+                             time_scale=parse_scale(cfg.time_scale), space=space, percent=cfg.percent)
+    names = _names(cfg.strategies)
+    total = len(names) * cfg.seeds
+    res = run_benchmark(space, table, names, parse_budgets(cfg.budgets), cfg.seeds, time_budget=cfg.time_budget,
+                        workers=cfg.workers, options=cfg.strategy_options or None,
+                        progress=None if progress is None else (lambda tr: progress(tr, total)))
+    if cfg.plot is not None:
+        plot(res, cfg.plot)
+    if out is not None:
+        with atomic_dir(out) as stage:
+            write_atomic(stage / CONFIG_NAME, config_text(BenchmarkConfig.JOB, cfg.to_dict()))
+            write_atomic(stage / "result.json", json.dumps(res.to_dict(), indent=1))
+            plot(res, stage / "benchmark.png")
+    return res

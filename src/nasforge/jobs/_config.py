@@ -107,10 +107,11 @@ class JobOptions:
     def new(cls: type[C], given: Mapping[str, Any]) -> C:
         """A config for a new run: the defaults with ``given`` on top, validated."""
         cls._check_keys(given, "")
-        try:
-            cfg = cls(**given)
-        except TypeError as e:  # a required option is missing
-            raise NasforgeError(f"{cls.JOB}: {e}") from None
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in given
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise NasforgeError(f"{cls.JOB}: missing option {', '.join(missing)} (give it as a flag or a --config key)")
+        cfg = cls(**given)
         cfg.validate()
         return cfg
 
