@@ -51,16 +51,16 @@ def test_proxyless_reports_latencies_and_spos_searches(tmp_path, capsys) -> None
 @pytest.mark.slow
 def test_darts_pt_selection_uses_only_val_subset_images(tmp_path, capsys, monkeypatch) -> None:
     """--val-subset caps the validation data DARTS-PT scores (every one of its evaluations), not only training."""
-    from nasforge.oneshot import _methods
+    from nasforge.oneshot import _method_darts
 
     seen: list[int] = []
-    mixed_accuracy = _methods._mixed_accuracy
+    mixed_accuracy = _method_darts.mixed_accuracy
 
-    def spy(net, val, batch_size):
+    def spy(net, val, batch_size=256):
         seen.append(len(val[0]))
         return mixed_accuracy(net, val, batch_size)
 
-    monkeypatch.setattr(_methods, "_mixed_accuracy", spy)
+    monkeypatch.setattr(_method_darts, "mixed_accuracy", spy)
     s = run_json(capsys, ["oneshot", "darts", *NB201, "--dataset", "digits", "--subset", "64", "--val-subset", "20",
                           "--epochs", "1", "--batch-size", "32", "--selection", "pt", "--out", str(tmp_path / "d")])
     assert "alpha_arch" in s and len(seen) > 6 and set(seen) == {20}  # digits' whole validation split is 144

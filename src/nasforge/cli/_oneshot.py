@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -67,9 +68,19 @@ def oneshot(
              "out": None if out is None else str(out)}
     cfg = OneShotConfig.new(OneShotConfig.merge_given(config, flags))
     console = stderr_console(as_json)
+    # under --json (or into a pipe) no live bar: a plain stderr line per epoch and at most one per 10 s within
+    # an epoch, so a long run shows it is alive without flooding a log
+    plain = as_json or not console.is_terminal
+    last = [0.0]
     with progress_bar(method, console) as bar:
         def progress(epoch: int, info: dict[str, float]) -> None:
-            bar.update(epoch, cfg.epochs, "  ".join(f"{k} {v:.4g}" for k, v in info.items()))
+            step, steps = int(info.get("step", 1)), int(info.get("steps", 1))
+            text = "  ".join(f"{k} {v:.4g}" for k, v in info.items() if k not in ("step", "steps"))
+            if not plain:
+                bar.update(epoch - 1 + step / steps, cfg.epochs, f"step {step}/{steps}  {text}")
+            elif step == steps or time.monotonic() - last[0] >= 10:
+                last[0] = time.monotonic()
+                typer.echo(f"{method} epoch {epoch}/{cfg.epochs} step {step}/{steps}  {text}", err=True)
 
         summary = run_oneshot(cfg, progress=progress, status=lambda m: console.log(m))
     if as_json:

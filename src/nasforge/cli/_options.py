@@ -43,7 +43,7 @@ class Bar:
     def __init__(self, progress: Progress, label: str) -> None:
         self._progress, self._label = progress, label
 
-    def update(self, done: int, total: int | None, text: str = "") -> None:
+    def update(self, done: float, total: int | None, text: str = "") -> None:
         if not self._progress.tasks:
             self._progress.add_task(self._label, total=total, info="")
         self._progress.update(self._progress.tasks[0].id, completed=done, total=total, info=text)

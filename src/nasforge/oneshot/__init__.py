@@ -1,24 +1,27 @@
 """One-shot search: supernets, DARTS, ProxylessNAS (latency loss) and SPOS. Not ask/tell strategies: each
-trains a supernet once and returns an ``Architecture`` of the same space."""
+trains a supernet once and returns an ``Architecture`` of the same space.
+
+Layout: ``_supernet`` (choice blocks, the ``Supernet`` base), one module per supernet (``_nb201``, ``_darts``,
+``_staged``), registered in ``_registry`` (``make_supernet``, ``list_supernets``, the ``METHODS``); one module per
+method (``_method_darts``, ``_method_proxyless``, ``_method_spos``) on the shared loop of ``_training``;
+``_estimator`` (inherited-weight scoring), ``_latency`` (latency tables), ``_memory`` (peak memory of a step),
+``_rng`` (seeded torch randomness without global seeding).
+"""
 
 from __future__ import annotations
 
-from nasforge.oneshot._methods import (
-    OneShotResult,
-    SupernetEstimator,
-    count_op,
-    darts,
-    derive_under_latency,
+from nasforge.oneshot._estimator import SupernetEstimator
+from nasforge.oneshot._latency import (
     expected_latency,
     latency_range,
     measure_choice_latency,
     path_latency,
-    proxyless,
-    proxyless_alpha_step,
-    spos,
-    step_peak_memory,
     table_from_lut,
 )
+from nasforge.oneshot._memory import step_peak_memory
+from nasforge.oneshot._method_darts import darts, perturbation_select
+from nasforge.oneshot._method_proxyless import derive_under_latency, proxyless, proxyless_alpha_step
+from nasforge.oneshot._method_spos import spos
 from nasforge.oneshot._registry import (
     METHODS,
     example_space,
@@ -26,9 +29,12 @@ from nasforge.oneshot._registry import (
     make_supernet,
     register_supernet,
 )
+from nasforge.oneshot._retrain import retrain
 from nasforge.oneshot._supernet import ChoiceBlock, Supernet, recalibrate_bn
+from nasforge.oneshot._training import ALPHA_STILL, OneShotResult, count_op, mixed_accuracy
 
 __all__ = [
+    "ALPHA_STILL",
     "METHODS",
     "ChoiceBlock",
     "OneShotResult",
@@ -43,11 +49,14 @@ __all__ = [
     "list_supernets",
     "make_supernet",
     "measure_choice_latency",
+    "mixed_accuracy",
     "path_latency",
+    "perturbation_select",
     "proxyless",
     "proxyless_alpha_step",
     "recalibrate_bn",
     "register_supernet",
+    "retrain",
     "spos",
     "step_peak_memory",
     "table_from_lut",
