@@ -20,7 +20,7 @@ from nasforge.spaces import Architecture
 def darts(net: Supernet, train: Batch, val: Batch, epochs: int = 10, batch_size: int = 64, lr: float = 0.025,
           arch_lr: float = 3e-4, arch_weight_decay: float = 1e-3, order: int = 1, seed: int = 0,
           max_skip: int | None = None, warmup_epochs: int = 0, beta_decay: float = 0.0, selection: str = "alpha",
-          tune_steps: int = 10, progress: Progress | None = None) -> OneShotResult:
+          tune_steps: int = 10, temperature_end: float = 1.0, progress: Progress | None = None) -> OneShotResult:
     """DARTS: alternate alpha steps (Adam, ``arch_lr``) on val batches and weight steps on train batches.
 
     The paper's ``arch_lr`` 3e-4 suits its ~20,000 alpha steps; a run of a few hundred steps needs a larger
@@ -34,6 +34,9 @@ def darts(net: Supernet, train: Batch, val: Batch, epochs: int = 10, batch_size:
       parametric ops are not judged while still untrained;
     - ``beta_decay`` (beta-DARTS): add ``lambda * mean_edges(logsumexp(alpha))`` to the architecture loss,
       ``lambda`` rising linearly to ``beta_decay`` over the epochs, which keeps alpha from running away;
+    - ``temperature_end`` < 1 (as SNAS and GDAS anneal theirs): the mixed op's softmax temperature falls
+      geometrically from 1 to ``temperature_end`` over the run, so the mixture the weights train in ends close
+      to the derived path and the inherited weights fit the derived network;
     - ``selection="pt"`` (DARTS-PT): derive by ``perturbation_select`` on the validation data (``tune_steps``
       weight steps after each decision) instead of alpha's argmax; ``info["alpha_arch"]`` keeps the latter.
     """
@@ -45,6 +48,8 @@ def darts(net: Supernet, train: Batch, val: Batch, epochs: int = 10, batch_size:
         raise NasforgeError(f"warmup_epochs={warmup_epochs} must be in 0..{epochs - 1} (epochs={epochs})")
     if arch_lr < 0:
         raise NasforgeError(f"arch_lr={arch_lr} must be >= 0")
+    if not 0 < temperature_end <= 1:
+        raise NasforgeError(f"temperature_end={temperature_end} must be in (0, 1] (1 = no annealing)")
     loop = Loop(net, "darts", train, val, epochs, batch_size, lr, seed, progress)
     a_opt = torch.optim.Adam([net.alpha], lr=arch_lr, betas=(0.5, 0.999), weight_decay=arch_weight_decay)
     res = loop.result
@@ -55,24 +60,25 @@ def darts(net: Supernet, train: Batch, val: Batch, epochs: int = 10, batch_size:
             lam = beta_decay * (ep + 1) / epochs
             for i, (xt, yt) in enumerate(tb):
                 xv, yv = vb[i % len(vb)]
+                tau = temperature_end ** ((ep * loop.steps + i) / max(1, epochs * loop.steps - 1))
                 if ep >= warmup_epochs:
                     a_opt.zero_grad()
                     if order == 1:
-                        net.set_darts()
+                        net.set_darts(tau)
                         F.cross_entropy(net(xv), yv).backward()
                     else:
-                        _unrolled_alpha_grad(net, (xt, yt), (xv, yv), loop.opt.param_groups[0]["lr"])
+                        _unrolled_alpha_grad(net, (xt, yt), (xv, yv), loop.opt.param_groups[0]["lr"], tau)
                     if lam > 0:
                         reg = lam * torch.logsumexp(net.alpha + net.alpha_mask, dim=-1).mean()
                         (g_reg,) = torch.autograd.grad(reg, net.alpha)
                         net.alpha.grad = g_reg if net.alpha.grad is None else net.alpha.grad + g_reg
                     a_opt.step()
-                net.set_darts()
+                net.set_darts(tau)
                 loss = loop.weight_step(xt, yt)
                 net.alpha.grad = None
                 loop.step_done(ep, loss)
             arch = net.derive()
-            acc = mixed_accuracy(net, val)
+            acc = mixed_accuracy(net, val, temperature=tau)
             res.info.setdefault("supernet_val_acc_per_epoch", []).append(acc)
             loop.epoch_done(ep, supernet_val_acc=acc, skip=count_op(net.space, arch, "skip_connect"))
             if max_skip is not None and count_op(net.space, arch, "skip_connect") > max_skip:
@@ -139,17 +145,18 @@ def perturbation_select(net: Supernet, val: Batch, batch_size: int = 256, seed: 
     return arch, log
 
 
-def _unrolled_alpha_grad(net: Supernet, train: Batch, val: Batch, xi: float, eps_scale: float = 0.01) -> None:
+def _unrolled_alpha_grad(net: Supernet, train: Batch, val: Batch, xi: float, tau: float = 1.0,
+                         eps_scale: float = 0.01) -> None:
     """Second-order DARTS: grad_a L_val(w - xi grad_w L_train(w, a), a) with a finite-difference HVP."""
     params = net.weight_parameters()
-    net.set_darts()
+    net.set_darts(tau)
     raw = torch.autograd.grad(F.cross_entropy(net(train[0]), train[1]), params, allow_unused=True)
     gw = [torch.zeros_like(p) if g is None else g for p, g in zip(params, raw, strict=True)]
     backup = [p.detach().clone() for p in params]
     with torch.no_grad():
         for p, g in zip(params, gw, strict=True):
             p.sub_(xi * g)
-    net.set_darts()
+    net.set_darts(tau)
     lv = F.cross_entropy(net(val[0]), val[1])
     grads = torch.autograd.grad(lv, [net.alpha, *params], allow_unused=True)
     ga = grads[0]
@@ -161,7 +168,7 @@ def _unrolled_alpha_grad(net: Supernet, train: Batch, val: Batch, xi: float, eps
         with torch.no_grad():
             for p, b, d in zip(params, backup, dw, strict=True):
                 p.copy_(b + (eps * d if sign > 0 else -eps * d))
-        net.set_darts()
+        net.set_darts(tau)
         hv.append(torch.autograd.grad(F.cross_entropy(net(train[0]), train[1]), net.alpha)[0])
     with torch.no_grad():
         for p, b in zip(params, backup, strict=True):

@@ -98,8 +98,10 @@ class Supernet(nn.Module):
         """Softmax of alpha per unit (rows padded with zeros past each unit's candidates)."""
         return torch.softmax(self.alpha + self.alpha_mask, dim=-1)
 
-    def set_darts(self) -> None:
-        p = self.probs()
+    def set_darts(self, temperature: float = 1.0) -> None:
+        """Run every candidate weighted by softmax(alpha / ``temperature``) (DARTS' mixed op; a temperature
+        below 1 sharpens the mixture towards the derived path)."""
+        p = self.probs() if temperature == 1.0 else torch.softmax((self.alpha + self.alpha_mask) / temperature, -1)
         for i, group in enumerate(self.groups):
             for blk in group:
                 blk.mode, blk.weights = "darts", p[i]

@@ -164,16 +164,17 @@ def alpha_moved(start: Tensor, end: Tensor) -> float:
 
 
 @torch.no_grad()
-def mixed_accuracy(net: Supernet, val: Batch, batch_size: int = 256) -> float:
+def mixed_accuracy(net: Supernet, val: Batch, batch_size: int = 256, temperature: float = 1.0) -> float:
     """Validation accuracy (a fraction) of the mixed (DARTS) supernet with batch statistics, running stats
-    untouched: what the supernet itself has learnt, all candidates weighted by their probabilities."""
+    untouched: what the supernet itself has learnt, all candidates weighted by their probabilities (at the
+    softmax ``temperature`` it trains with)."""
     bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     saved = [m.momentum for m in bns]
     was = net.training
     for m in bns:
         m.momentum = 0.0  # batch statistics without moving the running ones
     net.train()
-    net.set_darts()
+    net.set_darts(temperature)
     x, y = val
     correct = 0
     for i in range(0, len(x), batch_size):
