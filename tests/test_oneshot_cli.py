@@ -56,9 +56,9 @@ def test_darts_pt_selection_uses_only_val_subset_images(tmp_path, capsys, monkey
     seen: list[int] = []
     mixed_accuracy = _method_darts.mixed_accuracy
 
-    def spy(net, val, batch_size=256):
+    def spy(net, val, batch_size=256, temperature=1.0):
         seen.append(len(val[0]))
-        return mixed_accuracy(net, val, batch_size)
+        return mixed_accuracy(net, val, batch_size, temperature)
 
     monkeypatch.setattr(_method_darts, "mixed_accuracy", spy)
     s = run_json(capsys, ["oneshot", "darts", *NB201, "--dataset", "digits", "--subset", "64", "--val-subset", "20",
