@@ -158,5 +158,7 @@ def test_out_writes_a_benchmark_run_folder(joined: Path, tmp_path: Path, capsys:
     assert result == json.loads(capsys.readouterr().out)
     assert set(result["strategies"]["random"]) == {"5", "10"} and result["settings"]["seeds"] == 2
     assert (out / "benchmark.png").stat().st_size > 1000 and job_of(out) == "benchmark"
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == 0 and "+/-" in (out / "report.html").read_text()
     assert main(["benchmark", "--config", str(cfg), "--out", str(out)]) == 2
     assert "already holds a benchmark run" in capsys.readouterr().err

@@ -147,6 +147,13 @@ def test_flags_override_the_config_file_and_options_merge(tmp_path: Path) -> Non
     assert c.epochs == 5 and c.seed == 0 and c.default_out() == Path("runs/oneshot-darts-0")
 
 
+def test_search_config_normalises_what_the_cli_used_to() -> None:
+    from nasforge.jobs._search import SearchConfig
+
+    assert SearchConfig(device="none").device is None and SearchConfig(device="").device is None
+    assert SearchConfig.new({"device": "none"}).device is None
+
+
 def test_resume_merge_rules() -> None:
     from nasforge.errors import NasforgeError
     from nasforge.jobs._oneshot import OneShotConfig
@@ -286,3 +293,7 @@ def test_oneshot_on_a_config_space_runs(tmp_path: Path, capsys: pytest.CaptureFi
     s = json.loads(capsys.readouterr().out)
     assert s["space"] == "config" and s["arch"].startswith("r32-w1|")
     assert (out / "config.yaml").read_text().startswith("job: oneshot\n")
+    html = (out / "report.html").read_text()
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == 0  # `nasforge report` rebuilds the page of any job's run
+    assert (out / "report.html").read_text() == html and s["arch"] in html

@@ -24,7 +24,8 @@ def search(
     dataset: Annotated[str | None, typer.Option(help="digits | fashion-mnist | cifar10")] = None,
     data_dir: Annotated[str | None, typer.Option(help="folder of the dataset's files")] = None,
     subset: Annotated[int | None, typer.Option(help="cap the training split at N images")] = None,
-    device: Annotated[str | None, typer.Option(help="device profile name or YAML file (default stm32f746)")] = None,
+    device: Annotated[str | None, typer.Option(
+        help="device profile name or YAML file (default stm32f746; none: no device limits)")] = None,
     precision: Annotated[str | None, typer.Option(help="precision of memory constraints: int8 | fp32")] = None,
     constraint: Annotated[list[str] | None, typer.Option(help="extra constraint, e.g. 'macs<=50e6'")] = None,
     latency_model: Annotated[str | None, typer.Option(help="latency LUT (.json/.yaml) or predictor (.pkl) "
@@ -52,8 +53,6 @@ def search(
              "strategy_options": parse_options(strategy_option, "--strategy-option") or None,
              "constraints": list(constraint) if constraint else None}
     given = SearchConfig.merge_given(config, flags)
-    if given.get("device") in ("", "none"):
-        given["device"] = None
     console = stderr_console(as_json)
     with progress_bar("search", console) as bar:
         def progress(trial: Any, best: Any, done: int, total: int) -> None:

@@ -407,6 +407,7 @@ def benchmark_job(options: BenchmarkConfig | Mapping[str, Any],
                   progress: Callable[[RunTrace, int], None] | None = None) -> BenchmarkResult:
     """Validate the options (and ``out``, before the table is read), run the benchmark, write the plot and, with
     ``out``, the run folder. ``progress(trace, total_runs)`` after each (strategy, seed) run."""
+    from nasforge.report import write_report
     from nasforge.spaces import get_space
 
     if isinstance(options, BenchmarkConfig):
@@ -430,4 +431,5 @@ def benchmark_job(options: BenchmarkConfig | Mapping[str, Any],
             write_atomic(stage / CONFIG_NAME, config_text(BenchmarkConfig.JOB, cfg.to_dict()))
             write_atomic(stage / "result.json", json.dumps(res.to_dict(), indent=1))
             plot(res, stage / "benchmark.png")
+            write_report(stage)
     return res

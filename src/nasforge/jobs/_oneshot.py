@@ -264,20 +264,18 @@ def write_run(cfg: OneShotConfig, net: Supernet, res: OneShotResult, summary: di
               trials: Sequence[dict[str, Any]], stage: Path) -> dict[str, Any]:
     """Write the run's files into ``stage`` (renamed to ``cfg.out`` by the caller); returns ``summary`` with
     ``run_dir`` and ``report`` added."""
-    from nasforge.report import plot_history, plot_probabilities, render_oneshot
-    from nasforge.report._html import write_html
+    from nasforge.report import plot_history, plot_probabilities, write_report
 
     d = stage
     final = Path(str(cfg.out))
-    images = []
     if res.history:
-        images.append(plot_probabilities(res.history, net.unit_names, net.unit_labels, d / "probabilities.png"))
+        plot_probabilities(res.history, net.unit_names, net.unit_labels, d / "probabilities.png")
     if trials:
-        images.append(plot_history(trials, d / "history.png", "val accuracy (inherited weights)"))
+        plot_history(trials, d / "history.png", "val accuracy (inherited weights)")
     summary = {**summary, "run_dir": str(final), "report": str(final / "report.html")}
     write_atomic(d / "arch.txt", f"{summary['space']}:{summary['arch']}\n")
     write_atomic(d / "config.yaml", config_text(OneShotConfig.JOB, cfg.to_dict()))
     write_atomic(d / "profile.json", json.dumps(summary["cost"], indent=1))
     write_atomic(d / "result.json", json.dumps(summary, indent=1, default=str))
-    write_html(d / "report.html", render_oneshot(summary, cfg.to_dict(), images))
+    write_report(d)  # the page, from the files just written
     return summary

@@ -22,7 +22,8 @@ from nasforge._files import atomic_dir
 from nasforge.errors import NasforgeError
 from nasforge.jobs._config import JobOptions, positive_ints
 from nasforge.jobs._runs import check_run_dir
-from nasforge.report import BEST_DIR, SUMMARY, write_report
+from nasforge.report import write_report
+from nasforge.report._search import BEST_DIR, SUMMARY
 from nasforge.spaces import SearchSpace, get_space
 
 DEFAULT_SPACE = "mobilenet"
@@ -76,6 +77,8 @@ class SearchConfig(JobOptions):
         from nasforge.runner._constraints import canonical_constraints
 
         self.constraints = canonical_constraints(self.constraints)  # stored and printed in canonical keys
+        if self.device in ("", "none"):  # `--device none`: no device limits
+            self.device = None
 
     def validate(self) -> None:
         from nasforge.data import list_datasets

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from nasforge.report._oneshot import render_oneshot
 from nasforge.report._plots import plot_benchmark, plot_history, plot_pareto, plot_probabilities
-from nasforge.report._search import BEST_DIR, SUMMARY, write_report
+from nasforge.report._report import write_report
 
-__all__ = ["BEST_DIR", "SUMMARY", "plot_benchmark", "plot_history", "plot_pareto", "plot_probabilities",
-           "render_oneshot", "write_report"]
+__all__ = ["plot_benchmark", "plot_history", "plot_pareto", "plot_probabilities", "write_report"]

@@ -14,8 +14,8 @@ BEST_DIR = "best"
 SUMMARY = "summary.json"
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """(Re)build ``pareto.png``, ``history.png`` and ``report.html`` of a run from its store and ``best/``."""
+def write_search_report(run_dir: str | Path) -> Path:
+    """(Re)build ``pareto.png``, ``history.png`` and ``report.html`` of a search run from its store and ``best/``."""
     from nasforge.report._plots import plot_history, plot_pareto
     from nasforge.runner import RunStore
     from nasforge.runner._store import is_run_dir
