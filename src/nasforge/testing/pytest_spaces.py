@@ -1,6 +1,7 @@
 """The conformance suite of search spaces: every registered space runs it (``SpaceSuite``).
 
-Checks: canonical strings round-trip (parse, encode/decode, hash, equality), mutation changes exactly one
+Checks: canonical strings round-trip (parse, encode/decode, hash, equality), bad input (strings, choices,
+architectures of another space) is one ``NasforgeError`` line, mutation changes exactly one
 active decision, neighbours are one decision away, crossover takes each decision from a parent, ``size`` equals
 the enumeration, sampling is uniform (chi-square), built networks run forward and backward, the analytic cost
 equals the traced cost of the built network (params, MACs, output shape; activations unless the space says why
@@ -24,6 +25,7 @@ import numpy as np
 import pytest
 import torch
 
+from nasforge.errors import NasforgeError
 from nasforge.spaces import Architecture, SearchSpace, get_space, list_spaces
 
 #: a small config-defined space (written to a temporary file for the ``config`` space)
@@ -213,6 +215,18 @@ class SpaceSuite:
             assert (c.params, c.macs, c.output_shape) == (n.params, n.macs, n.output_shape), str(a)
             assert tuple(space.network_spec(a).input_shape) == tuple(space.input_shape(a))
             assert space.network_spec(a, num_classes=7).cost().output_shape[0] == 7
+
+    def test_bad_input_is_one_line_nasforge_error(self, space: SearchSpace) -> None:
+        """Bad strings, wrong or out-of-range choices and architectures of another space: one clear line each."""
+        k = len(space.decisions())
+        foreign = Architecture("another-space", (0,) * k, "x")
+        calls = [lambda: space.parse("not an architecture!"), lambda: space.decode([0] * (k + 1)),
+                 lambda: space.decode([10**6] * k), lambda: space.decode([-1] * k), lambda: space.encode(foreign),
+                 lambda: space.cost(foreign), lambda: space.build(foreign)]
+        for call in calls:
+            with pytest.raises(NasforgeError) as e:
+                call()
+            assert str(e.value) and "\n" not in str(e.value), str(e.value)
 
     def test_same_seed_same_samples(self, space: SearchSpace, space_name: str,
                                     space_options: dict[str, dict[str, Any]]) -> None:
