@@ -1,12 +1,13 @@
 """The conformance suite of search spaces: every registered space runs it (``SpaceSuite``).
 
-Checks: canonical strings round-trip (parse, encode/decode, hash, equality), bad input (strings, choices,
-architectures of another space) is one ``NasforgeError`` line, mutation changes exactly one
-active decision, neighbours are one decision away, crossover takes each decision from a parent, ``size`` equals
-the enumeration, sampling is uniform (chi-square), built networks run forward and backward, the analytic cost
-equals the traced cost of the built network (params, MACs, output shape; activations unless the space says why
-in a ``peak_memory_note`` attribute), ``network_spec`` is what ``cost`` costs, and the same seed gives the same
-samples, also in another process.
+Checks: canonical strings round-trip (parse, encode/decode, hash, equality); bad input (strings, choices,
+architectures of another space) is one ``NasforgeError`` line; mutation changes exactly one active decision;
+neighbours are one decision away; crossover takes each decision from a parent; ``size`` equals the enumeration;
+sampling is uniform (chi-square); built networks run forward and backward; the analytic cost equals the traced
+cost of the built network (params, MACs, output shape; activations unless the space says why in a
+``peak_memory_note`` attribute); ``network_spec`` is what ``cost`` costs; ``for_data`` fits the space to a
+dataset's image shape and classes (or says why it cannot); the same seed gives the same samples, also in
+another process.
 """
 
 from __future__ import annotations
@@ -227,6 +228,25 @@ class SpaceSuite:
             with pytest.raises(NasforgeError) as e:
                 call()
             assert str(e.value) and "\n" not in str(e.value), str(e.value)
+
+    @pytest.mark.parametrize("data_shape", [(1, 12, 12), (3, 20, 20)])
+    def test_for_data_fits_the_data_or_says_why(self, space: SearchSpace, data_shape: tuple[int, int, int],
+                                                torch_threads: None) -> None:
+        """``for_data`` (what the jobs call) gives a space of the same name whose networks take the data's
+        images (their channels, or 3 for a fixed RGB stem) and give its classes; or one ``NasforgeError`` line."""
+        try:
+            fitted = space.for_data(data_shape, 7)
+        except NasforgeError as e:
+            assert space.name in str(e) and "\n" not in str(e), str(e)
+            return
+        assert fitted.name == space.name
+        for a in samples(fitted, 2, seed=9):
+            shape = tuple(fitted.input_shape(a))
+            assert shape[0] in (data_shape[0], 3), (shape, data_shape)
+            assert fitted.cost(a).output_shape[0] == 7, str(a)
+            with torch.no_grad():
+                y = fitted.build(a).eval()(torch.randn(2, *shape))
+            assert y.shape == (2, 7), str(a)
 
     def test_same_seed_same_samples(self, space: SearchSpace, space_name: str,
                                     space_options: dict[str, dict[str, Any]]) -> None:

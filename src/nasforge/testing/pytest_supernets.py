@@ -5,6 +5,7 @@ step in about a second). Checks: the fixed sub-network computes exactly what the
 ``space.build(arch)`` computes with the same weights (after a training step, so batch-norm statistics and
 weights are not at their init values); one SPOS step and one DARTS step run and change the weights (and the
 architecture parameters for DARTS); ``derive`` gives a valid architecture of the space that the supernet runs;
+the space fitted to a dataset (``for_data``, as the one-shot job does it) has a supernet that trains;
 ``num_classes`` and ``seed`` work for every supernet (the same seed, the same supernet).
 """
 
@@ -98,6 +99,20 @@ class SupernetSuite:
             with torch.no_grad():
                 net.alpha.copy_(torch.randn(net.alpha.shape, generator=g))
             self._check_valid(net, space, net.derive())
+
+    @pytest.mark.parametrize("data_shape", [(1, 8, 8), (3, 12, 12)])
+    def test_supernet_of_the_space_fitted_to_data_trains(self, space: SearchSpace,
+                                                          data_shape: tuple[int, int, int]) -> None:
+        """What the one-shot job does: ``space.for_data(images, classes)``, then its supernet with those classes,
+        then a training step and a derived architecture (``nasforge oneshot --space config`` failed here)."""
+        fitted = space.for_data(data_shape, 5)
+        net = make_supernet(fitted, num_classes=5, seed=0)
+        assert net.input_shape()[0] in (data_shape[0], 3)
+        x, y = batch(net, 8, classes=5)
+        with torch.no_grad():
+            assert net.eval()(x).shape == (8, 5)
+        spos(net, (x, y), epochs=1, batch_size=8, seed=0)
+        self._check_valid(net, fitted, net.derive())
 
     def test_num_classes_and_seed(self, space: SearchSpace) -> None:
         a, b = make_supernet(space, num_classes=7, seed=1), make_supernet(space, num_classes=7, seed=1)
