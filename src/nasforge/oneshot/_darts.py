@@ -87,6 +87,9 @@ class DartsSupernet(Supernet):
             return DartsCell(c_pp, c_p, c, reduction, reduction_prev, dummy)
 
         stem_c, cells = stack_cells(make, space.C, space.layers, space.stem_multiplier)
+        if all(c.reduction for c in cells):  # layers < 3: every cell reduces, the normal cell's edges run nowhere
+            raise NasforgeError(f"the darts supernet needs a normal and a reduction cell: layers={space.layers} "
+                                "has only reduction cells; use layers >= 3")
         self.stem = ConvBNAct(3, stem_c, 3, 1, act="none").build()  # as CellNetworkSpec.stem()
         self.cells = nn.ModuleList([SuperDartsCell(c.c_pp, c.c_p, c.c, c.reduction, c.reduction_prev, space.nodes,
                                                    self.ops) for c in cells])
