@@ -44,7 +44,7 @@ def test_proxyless_reports_latencies_and_spos_searches(tmp_path, capsys) -> None
     cal = s["latency_calibration"]
     assert cal["calibration_networks"] >= 24 and 0 <= cal["calibration_mean_rel_err"] <= cal["calibration_max_rel_err"]
     s = run_json(capsys, ["oneshot", "spos", *MOBILE, *TINY, "--budget", "3", "--out", str(tmp_path / "s")])
-    assert s["search_trials"] == 3 and 0 <= s["val_acc"] <= 1
+    assert s["search_trials"] == 3 and 0 <= s["inherited_val_acc"] <= 1
     assert (tmp_path / "s" / "history.png").exists() and (tmp_path / "s" / "search").is_dir()
 
 

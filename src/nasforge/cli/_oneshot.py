@@ -29,7 +29,13 @@ def oneshot(
         help="cap the validation split at N images (alpha steps, DARTS-PT selection, scoring)")] = None,
     epochs: Annotated[int | None, typer.Option(help="supernet training epochs")] = None,
     batch_size: Annotated[int | None, typer.Option()] = None,
-    lr: Annotated[float | None, typer.Option(help="weight learning rate (method default)")] = None,
+    lr: Annotated[float | None, typer.Option(help="weight learning rate (default: the dataset's)")] = None,
+    arch_lr: Annotated[float | None, typer.Option(
+        help="darts/proxyless: architecture (alpha) learning rate (darts default: sized to the run's steps)")] = None,
+    temperature_end: Annotated[float | None, typer.Option(
+        help="darts: final softmax temperature of the mixed op, annealed from 1 (default: the dataset's)")] = None,
+    retrain_epochs: Annotated[int | None, typer.Option(
+        help="train the derived architecture alone this many epochs and report retrain_val_acc (default 0)")] = None,
     seed: Annotated[int | None, typer.Option(help="default 0")] = None,
     order: Annotated[int | None, typer.Option(help="darts: 1 (first order) or 2 (finite-difference second order)")
                      ] = None,
@@ -60,7 +66,8 @@ def oneshot(
     flags = {"method": method, "space": space, "space_options": parse_options(space_option, "--space-option") or None,
              "supernet_options": parse_options(supernet_option, "--supernet-option") or None, "dataset": dataset,
              "data_dir": data_dir, "subset": subset, "val_subset": val_subset, "epochs": epochs,
-             "batch_size": batch_size, "lr": lr, "seed": seed, "order": order, "max_skip": max_skip,
+             "batch_size": batch_size, "lr": lr, "arch_lr": arch_lr, "temperature_end": temperature_end,
+             "retrain_epochs": retrain_epochs, "seed": seed, "order": order, "max_skip": max_skip,
              "warmup_epochs": warmup_epochs, "beta_decay": beta_decay, "selection": selection,
              "latency_target_ms": latency_target,
              "latency_model": None if latency_model is None else str(latency_model), "beta": beta, "budget": budget,
@@ -69,8 +76,15 @@ def oneshot(
     cfg = OneShotConfig.new(OneShotConfig.merge_given(config, flags))
     console = stderr_console(as_json)
     # under --json (or into a pipe) no live bar: a plain stderr line per epoch and at most one per 10 s within
-    # an epoch, so a long run shows it is alive without flooding a log
+    # an epoch, so a long run shows it is alive without flooding a log; status lines (and warnings) too
     plain = as_json or not console.is_terminal
+
+    def status(message: str) -> None:
+        if as_json:
+            typer.echo(message, err=True)
+        else:
+            console.log(message)
+
     last = [0.0]
     with progress_bar(method, console) as bar:
         def progress(epoch: int, info: dict[str, float]) -> None:
@@ -82,7 +96,7 @@ def oneshot(
                 last[0] = time.monotonic()
                 typer.echo(f"{method} epoch {epoch}/{cfg.epochs} step {step}/{steps}  {text}", err=True)
 
-        summary = run_oneshot(cfg, progress=progress, status=lambda m: console.log(m))
+        summary = run_oneshot(cfg, progress=progress, status=status)
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
         return
@@ -98,8 +112,13 @@ def _print(console: Console, s: dict[str, Any]) -> None:
         line += f"  E[lat] {s['expected_latency']:.3f} ms  predicted {s['predicted_latency']:.3f} ms"
         if "measured_latency" in s:
             line += f"  measured {s['measured_latency']:.3f} ms"
-    if "val_acc" in s:
-        line += f"  val acc {s['val_acc']:.3f} ({100 * s['val_acc']:.1f} %)"
     console.print(line)
+    for key, what in (("supernet_val_acc", "supernet (mixed ops)"),
+                      ("inherited_val_acc", "derived arch, inherited weights (BN recalibrated)"),
+                      ("retrain_val_acc", "derived arch retrained alone")):
+        if key in s:
+            console.print(f"  val acc {s[key]:.3f} ({100 * s[key]:.1f} %): {what}")
+    for w in s.get("warnings", []):
+        console.print(f"  [yellow]warning[/yellow]: {w}")
     console.print(f"  peak memory of one step: {s['peak_memory_bytes']:,} B ({s['peak_memory_kind']})")
     console.print(f"run directory: {s['run_dir']}  report: {s['report']}")

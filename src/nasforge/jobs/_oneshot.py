@@ -23,6 +23,7 @@ import torch
 from nasforge._files import atomic_dir, write_atomic
 from nasforge.errors import NasforgeError
 from nasforge.jobs._config import JobOptions
+from nasforge.jobs._oneshot_defaults import darts_arch_lr, dataset_defaults, space_defaults
 from nasforge.jobs._runs import check_run_dir, config_text
 from nasforge.oneshot import (
     METHODS,
@@ -35,6 +36,7 @@ from nasforge.oneshot import (
     measure_choice_latency,
     path_latency,
     proxyless,
+    retrain,
     spos,
     step_peak_memory,
     table_from_lut,
@@ -61,8 +63,11 @@ class OneShotConfig(JobOptions):
     subset: int | None = None
     val_subset: int | None = None
     epochs: int = 10
-    batch_size: int = 64
-    lr: float | None = None
+    batch_size: int | None = None  # None: the dataset's default (jobs/_oneshot_defaults.py)
+    lr: float | None = None  # None: the dataset's default
+    arch_lr: float | None = None  # darts/proxyless; None: darts sized to the run's steps, proxyless its default
+    temperature_end: float | None = None  # darts; None: the dataset's default
+    retrain_epochs: int = 0
     seed: int = 0
     order: int = 1
     max_skip: int | None = None
@@ -94,8 +99,14 @@ def _check(cfg: OneShotConfig) -> None:
     for flag, n in (("--subset", cfg.subset), ("--val-subset", cfg.val_subset)):
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             raise NasforgeError(f"{flag} {n!r} must be a positive number of images (or left out for all)")
-    if cfg.epochs < 1 or cfg.batch_size < 1:
+    if cfg.epochs < 1 or (cfg.batch_size is not None and cfg.batch_size < 1):
         raise NasforgeError(f"epochs={cfg.epochs} and batch size={cfg.batch_size} must be >= 1")
+    if cfg.arch_lr is not None and (cfg.method == "spos" or not cfg.arch_lr >= 0):
+        raise NasforgeError(f"--arch-lr {cfg.arch_lr} must be >= 0 and applies to darts and proxyless only")
+    if cfg.temperature_end is not None and (cfg.method != "darts" or not 0 < cfg.temperature_end <= 1):
+        raise NasforgeError(f"--temperature-end {cfg.temperature_end} must be in (0, 1] and applies to darts only")
+    if isinstance(cfg.retrain_epochs, bool) or not isinstance(cfg.retrain_epochs, int) or cfg.retrain_epochs < 0:
+        raise NasforgeError(f"--retrain-epochs {cfg.retrain_epochs!r} must be a number of epochs >= 0 (0 = none)")
     if cfg.method != "proxyless" and (cfg.latency_target_ms is not None or cfg.latency_model is not None):
         raise NasforgeError(f"--latency-target/--latency-model apply to proxyless only; {cfg.method} has no "
                             "latency loss")
@@ -121,8 +132,8 @@ def prepare_space(cfg: OneShotConfig, data_shape: Sequence[int], num_classes: in
     from nasforge.spaces import get_space
     from nasforge.spaces._staged import StagedSpace
 
-    space: Any = get_space(cfg.space, **cfg.space_options).for_data(data_shape, num_classes,
-                                                                    keep=cfg.space_options)
+    opts = {**space_defaults(cfg.dataset, cfg.space, cfg.space_options), **cfg.space_options}
+    space: Any = get_space(cfg.space, **opts).for_data(data_shape, num_classes, keep=cfg.space_options)
     sn = dict(cfg.supernet_options)
     if isinstance(space, StagedSpace):
         r = sn.get("resolution", min(space.resolutions))
@@ -191,17 +202,49 @@ def run_oneshot(options: OneShotConfig | Mapping[str, Any],
     net.to(dev)
     train = (ds.train.x.to(dev), ds.train.y.to(dev))
     val = (ds.val.x.to(dev), ds.val.y.to(dev))
+    settings = _settings(cfg, len(train[0]))
     if status:
-        status(f"{cfg.method} on {space.name} ({len(train[0])} train / {len(val[0])} val images, {shape})")
-    res = _train(cfg, net, train, val, table, base, progress)
+        status(f"{cfg.method} on {space.name} ({len(train[0])} train / {len(val[0])} val images, {shape}; "
+               + ", ".join(f"{k} {v}" for k, v in settings.items()) + ")")
+    res = _train(cfg, settings, net, train, val, table, base, progress)
+    for w in res.warnings:
+        if status:
+            status(f"warning: {w}")
     with atomic_dir(out) as stage:
-        return _derive_and_write(cfg, net, res, train, val, space, shape, table, base, lat_source, calib, stage)
+        return _derive_and_write(cfg, settings, net, res, train, val, space, shape, table, base, lat_source, calib,
+                                 stage, status)
 
 
-def _derive_and_write(cfg: OneShotConfig, net: Supernet, res: OneShotResult, train: Any, val: Any, space: Any,
-                      shape: tuple[int, ...], table: torch.Tensor | None, base: float, lat_source: str,
-                      calib: dict[str, Any], stage: Path) -> dict[str, Any]:
-    """SPOS' search, the derived architecture's scores and cost, and the run's files, written into ``stage``."""
+def _settings(cfg: OneShotConfig, train_images: int) -> dict[str, Any]:
+    """The training settings the run uses: the ones given, the dataset's defaults for the others
+    (``jobs/_oneshot_defaults.py``); the methods' own defaults where neither says."""
+    d = dataset_defaults(cfg.dataset)
+    bs = cfg.batch_size if cfg.batch_size is not None else int(d["batch_size"])
+    out: dict[str, Any] = {"batch_size": bs}
+    added = space_defaults(cfg.dataset, cfg.space, cfg.space_options)
+    if added:
+        out["space_options"] = added
+    lr = cfg.lr if cfg.lr is not None else d["lr"]
+    if lr is not None:
+        out["lr"] = float(lr)
+    if cfg.arch_lr is not None:
+        out["arch_lr"] = cfg.arch_lr
+    elif cfg.method == "darts":
+        out["arch_lr"] = darts_arch_lr(cfg.epochs, cfg.warmup_epochs, train_images, bs)
+    if cfg.method == "darts":
+        out["temperature_end"] = cfg.temperature_end if cfg.temperature_end is not None else d["temperature_end"]
+    return out
+
+
+def _derive_and_write(cfg: OneShotConfig, settings: dict[str, Any], net: Supernet, res: OneShotResult, train: Any,
+                      val: Any, space: Any, shape: tuple[int, ...], table: torch.Tensor | None, base: float,
+                      lat_source: str, calib: dict[str, Any], stage: Path, status: Status | None = None
+                      ) -> dict[str, Any]:
+    """SPOS' search, the derived architecture's scores and cost, and the run's files, written into ``stage``.
+
+    Accuracies (fractions) say what they measure: ``supernet_val_acc`` the DARTS supernet itself (mixed ops),
+    ``inherited_val_acc`` the derived architecture with the supernet's weights (batch-norm recalibrated),
+    ``retrain_val_acc`` the derived architecture trained alone from fresh weights (``--retrain-epochs``)."""
     extra: dict[str, Any] = {}
     search_trials: list[dict[str, Any]] = []
     est = SupernetEstimator(net, train, val, seed=cfg.seed)
@@ -218,13 +261,19 @@ def _derive_and_write(cfg: OneShotConfig, net: Supernet, res: OneShotResult, tra
         extra["search_trials"] = len(out.trials)
     r = est.evaluate(res.arch)
     if r.ok:
-        extra["val_acc"] = r.reward
-    xb, yb = train[0][: cfg.batch_size], train[1][: cfg.batch_size]
+        extra["inherited_val_acc"] = r.reward
+    if cfg.retrain_epochs:
+        if status:
+            status(f"retraining the derived architecture alone for {cfg.retrain_epochs} epochs")
+        extra.update(retrain(net, res.arch, train, val, cfg.retrain_epochs, int(settings["batch_size"]),
+                             seed=cfg.seed))
+    bs = int(settings["batch_size"])
+    xb, yb = train[0][:bs], train[1][:bs]
     mem = step_peak_memory(net, cfg.method, xb, yb, seed=cfg.seed)
     cost = space.cost(res.arch)
     summary: dict[str, Any] = {
         "method": cfg.method, "space": space.name, "arch": str(res.arch), "epochs": res.epochs,
-        "seconds": res.seconds, **mem, **extra,
+        "seconds": res.seconds, **mem, **extra, "warnings": res.warnings, "settings": settings,
         "cost": {"params": cost.params, "macs": cost.macs, "peak_memory_bytes": cost.peak_memory_bytes,
                  "weight_bytes": cost.weight_bytes, "precision": cost.precision},
         "derived_per_epoch": res.derived,
@@ -244,19 +293,22 @@ def _derive_and_write(cfg: OneShotConfig, net: Supernet, res: OneShotResult, tra
     return write_run(cfg, net, res, summary, search_trials, stage)
 
 
-def _train(cfg: OneShotConfig, net: Supernet, train: Any, val: Any, table: torch.Tensor | None, base: float,
+def _train(cfg: OneShotConfig, settings: dict[str, Any], net: Supernet, train: Any, val: Any,
+           table: torch.Tensor | None, base: float,
            progress: Callable[[int, dict[str, float]], None] | None) -> OneShotResult:
-    common: dict[str, Any] = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed,
+    common: dict[str, Any] = {"epochs": cfg.epochs, "batch_size": int(settings["batch_size"]), "seed": cfg.seed,
                               "progress": progress}
-    if cfg.lr is not None:
-        common["lr"] = cfg.lr
+    if "lr" in settings:
+        common["lr"] = settings["lr"]
+    arch: dict[str, Any] = {"arch_lr": settings["arch_lr"]} if "arch_lr" in settings else {}
     if cfg.method == "darts":
         return darts(net, train, val, order=cfg.order, max_skip=cfg.max_skip, warmup_epochs=cfg.warmup_epochs,
-                     beta_decay=cfg.beta_decay, selection=cfg.selection, **common)
+                     beta_decay=cfg.beta_decay, selection=cfg.selection,
+                     temperature_end=settings["temperature_end"], **arch, **common)
     if cfg.method == "proxyless":
         return proxyless(net, train, val, latency_table=table, base_latency_ms=base,
                          latency_target_ms=cfg.latency_target_ms, beta=cfg.beta, warmup_epochs=cfg.warmup_epochs,
-                         **common)
+                         **arch, **common)
     return spos(net, train, **common)
 
 
