@@ -31,11 +31,18 @@ def test_alpha_that_did_not_move_is_warned_about_on_stderr_and_in_the_summary(cl
 
 
 def test_dataset_defaults_are_used_and_reported(cli, tmp_path) -> None:
-    s = cli.json("oneshot", "darts", "--dataset", "digits", "--subset", "64", "--epochs", "1",
-                 "-o", "N=2", "--out", str(tmp_path / "d"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the run trains digits on 1 thread and gives the caller's count back
+    try:
+        s = cli.json("oneshot", "darts", "--dataset", "digits", "--subset", "64", "--epochs", "1",
+                     "-o", "N=2", "--out", str(tmp_path / "d"))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
     assert s["settings"]["space_options"] == {"C": 8}  # N was given: the user's value wins, C is the dataset's
     assert s["settings"]["batch_size"] == 64 and s["settings"]["temperature_end"] == 0.1
     assert s["settings"]["arch_lr"] == ARCH_LR_RANGE[1]  # one step: the largest
+    assert s["settings"]["threads"] == 1
 
 
 def test_retrain_and_bad_settings(cli, tmp_path) -> None:

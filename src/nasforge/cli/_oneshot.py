@@ -34,6 +34,8 @@ def oneshot(
         help="darts/proxyless: architecture (alpha) learning rate (darts default: sized to the run's steps)")] = None,
     temperature_end: Annotated[float | None, typer.Option(
         help="darts: final softmax temperature of the mixed op, annealed from 1 (default: the dataset's)")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="torch intra-op threads while training (default: the dataset's; digits 1)")] = None,
     retrain_epochs: Annotated[int | None, typer.Option(
         help="train the derived architecture alone this many epochs and report retrain_val_acc (default 0)")] = None,
     seed: Annotated[int | None, typer.Option(help="default 0")] = None,
@@ -67,7 +69,7 @@ def oneshot(
              "supernet_options": parse_options(supernet_option, "--supernet-option") or None, "dataset": dataset,
              "data_dir": data_dir, "subset": subset, "val_subset": val_subset, "epochs": epochs,
              "batch_size": batch_size, "lr": lr, "arch_lr": arch_lr, "temperature_end": temperature_end,
-             "retrain_epochs": retrain_epochs, "seed": seed, "order": order, "max_skip": max_skip,
+             "retrain_epochs": retrain_epochs, "threads": threads, "seed": seed, "order": order, "max_skip": max_skip,
              "warmup_epochs": warmup_epochs, "beta_decay": beta_decay, "selection": selection,
              "latency_target_ms": latency_target,
              "latency_model": None if latency_model is None else str(latency_model), "beta": beta, "budget": budget,

@@ -68,6 +68,7 @@ class OneShotConfig(JobOptions):
     arch_lr: float | None = None  # darts/proxyless; None: darts sized to the run's steps, proxyless its default
     temperature_end: float | None = None  # darts; None: the dataset's default
     retrain_epochs: int = 0
+    threads: int | None = None  # torch intra-op threads while training; None: the dataset's default
     seed: int = 0
     order: int = 1
     max_skip: int | None = None
@@ -105,6 +106,9 @@ def _check(cfg: OneShotConfig) -> None:
         raise NasforgeError(f"--arch-lr {cfg.arch_lr} must be >= 0 and applies to darts and proxyless only")
     if cfg.temperature_end is not None and (cfg.method != "darts" or not 0 < cfg.temperature_end <= 1):
         raise NasforgeError(f"--temperature-end {cfg.temperature_end} must be in (0, 1] and applies to darts only")
+    if cfg.threads is not None and (isinstance(cfg.threads, bool) or not isinstance(cfg.threads, int)
+                                    or cfg.threads < 1):
+        raise NasforgeError(f"--threads {cfg.threads!r} must be a number of threads >= 1")
     if isinstance(cfg.retrain_epochs, bool) or not isinstance(cfg.retrain_epochs, int) or cfg.retrain_epochs < 0:
         raise NasforgeError(f"--retrain-epochs {cfg.retrain_epochs!r} must be a number of epochs >= 0 (0 = none)")
     if cfg.method != "proxyless" and (cfg.latency_target_ms is not None or cfg.latency_model is not None):
@@ -206,14 +210,18 @@ def run_oneshot(options: OneShotConfig | Mapping[str, Any],
     if status:
         status(f"{cfg.method} on {space.name} ({len(train[0])} train / {len(val[0])} val images, {shape}; "
                + ", ".join(f"{k} {v}" for k, v in settings.items()) + ")")
-    res = _train(cfg, settings, net, train, val, table, base, progress)
-    for w in res.warnings:
-        if status:
-            status(f"warning: {w}")
-    with atomic_dir(out) as stage:
-        return _derive_and_write(cfg, settings, net, res, train, val, space, shape, table, base, lat_source, calib,
-                                 stage, status)
-
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(settings.get("threads", threads)))  # for training, scoring and the retrain
+    try:
+        res = _train(cfg, settings, net, train, val, table, base, progress)
+        for w in res.warnings:
+            if status:
+                status(f"warning: {w}")
+        with atomic_dir(out) as stage:
+            return _derive_and_write(cfg, settings, net, res, train, val, space, shape, table, base, lat_source,
+                                     calib, stage, status)
+    finally:
+        torch.set_num_threads(threads)
 
 def _settings(cfg: OneShotConfig, train_images: int) -> dict[str, Any]:
     """The training settings the run uses: the ones given, the dataset's defaults for the others
@@ -233,6 +241,9 @@ def _settings(cfg: OneShotConfig, train_images: int) -> dict[str, Any]:
         out["arch_lr"] = darts_arch_lr(cfg.epochs, cfg.warmup_epochs, train_images, bs)
     if cfg.method == "darts":
         out["temperature_end"] = cfg.temperature_end if cfg.temperature_end is not None else d["temperature_end"]
+    threads = cfg.threads if cfg.threads is not None else d["threads"]
+    if threads is not None:
+        out["threads"] = int(threads)
     return out
 
 

@@ -1,7 +1,8 @@
 """The one-shot job's defaults sized to the data: what a run uses for the options the user left out.
 
 Per dataset (README, "One-shot defaults"): the supernet's size (small images need a small supernet, not a
-32-px CIFAR cell stack fed upsampled 8x8 digits), the batch size and the weight learning rate. The DARTS
+32-px CIFAR cell stack fed upsampled 8x8 digits), the batch size, the weight learning rate and torch's
+intra-op threads (``None``: torch's default). The DARTS
 architecture learning rate follows from the run's length: ``ALPHA_TRAVEL / alpha steps`` (clipped to
 [3e-4, 0.3]). Adam moves every alpha by about its learning rate per step, so this keeps how far alpha can move
 over a run the same whatever the epochs and data size: the DARTS paper's 3e-4 over ~20,000 steps travels
@@ -24,15 +25,18 @@ ARCH_LR_RANGE = (3e-4, 0.3)
 
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     # 8x8 grey digits, ~1,300 training images: a small supernet at the native resolution
+    # one intra-op thread: its tiny convolutions gain nothing from two, and on a busy host two threads spin
+    # (3 DARTS epochs: 37 s wall with 1 thread against 225 s with 2, the same host and load; bench/RESULTS.md)
     "digits": {"space_options": {"nb201": {"C": 8, "N": 1}, "darts": {"C": 8, "layers": 5}},
-               "batch_size": 64, "lr": 0.025, "temperature_end": 0.1},
+               "batch_size": 64, "lr": 0.025, "temperature_end": 0.1, "threads": 1},
     # 28x28 grey, 54,000 training images: NB201's width, one cell per stage
     "fashion-mnist": {"space_options": {"nb201": {"C": 16, "N": 1}, "darts": {"C": 16, "layers": 5}},
-                      "batch_size": 64, "lr": 0.025, "temperature_end": 0.1},
+                      "batch_size": 64, "lr": 0.025, "temperature_end": 0.1, "threads": None},
     # 32x32 colour: the papers' search settings (NB201 C=16 N=5, DARTS C=16 8 layers)
-    "cifar10": {"space_options": {}, "batch_size": 64, "lr": 0.025, "temperature_end": 0.1},
+    "cifar10": {"space_options": {}, "batch_size": 64, "lr": 0.025, "temperature_end": 0.1, "threads": None},
 }
-FALLBACK: dict[str, Any] = {"space_options": {}, "batch_size": 64, "lr": None, "temperature_end": 1.0}
+FALLBACK: dict[str, Any] = {"space_options": {}, "batch_size": 64, "lr": None, "temperature_end": 1.0, "threads": None}
+"""Datasets not in the table: the methods' own defaults (the papers'), torch's thread count."""
 
 
 def dataset_defaults(dataset: str) -> dict[str, Any]:
