@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from nasforge.blocks import part_of
+from nasforge.blocks._cell_ops import CELL_OPS, FactorizedReduce, make_op
 from nasforge.cost import GraphBuilder, Part, profile
 from nasforge.errors import NasforgeError
 from nasforge.spaces import get_space
-from nasforge.spaces._cell_ops import CELL_OPS, FactorizedReduce, make_op
 from nasforge.spaces.darts import DARTS_OPS
 from nasforge.spaces.nasnet import NASNET_OPS
 

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from nasforge.blocks import part_of
+from nasforge.blocks._cells import NB201Cell
 from nasforge.cost import profile
 from nasforge.errors import NasforgeError
 from nasforge.spaces import get_space
-from nasforge.spaces.nb201 import NB201_OPS, NB201Cell, NB201Space, _cell_part, naslib_to_nb201
+from nasforge.spaces.nb201 import NB201_OPS, NB201Space, _cell_part, naslib_to_nb201
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"

@@ -17,12 +17,12 @@ import torch
 from torch import Tensor, nn
 
 from nasforge.blocks import ConvBNAct
+from nasforge.blocks._cell_ops import make_op
+from nasforge.blocks._cells import DartsCell, preprocess, stack_cells
 from nasforge.errors import NasforgeError
 from nasforge.oneshot._registry import register_supernet
 from nasforge.oneshot._supernet import ChoiceBlock, Supernet
 from nasforge.spaces import Architecture, get_space
-from nasforge.spaces._cell_ops import make_op
-from nasforge.spaces._cellnet import DartsCell, preprocess, stack_cells
 from nasforge.spaces.darts import CELLS, DartsSpace
 
 

@@ -12,11 +12,12 @@ import torch
 from torch import Tensor, nn
 
 from nasforge.blocks import ConvBNAct, Flatten, GlobalPool, Linear
+from nasforge.blocks._cell_ops import BNReLU, ResNetBasicBlock, make_op
+from nasforge.blocks._cells import EDGES
 from nasforge.oneshot._registry import register_supernet
 from nasforge.oneshot._supernet import ChoiceBlock, Supernet, decision_units
 from nasforge.spaces import Architecture, get_space
-from nasforge.spaces._cell_ops import BNReLU, ResNetBasicBlock, make_op
-from nasforge.spaces.nb201 import EDGES, NB201Space
+from nasforge.spaces.nb201 import NB201Space
 
 
 class SuperCell(nn.Module):

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nasforge.blocks._cell_ops import check_ops
+from nasforge.blocks._cells import DartsCell, DartsNode
 from nasforge.cost import Cost
 from nasforge.errors import NasforgeError
 from nasforge.spaces._base import Architecture, Decision, check_int, data_shape, register_space
-from nasforge.spaces._cell_ops import check_ops
-from nasforge.spaces._cellnet import CellStackSpace, DartsCell, DartsNode, check_resolution, data_resolution
+from nasforge.spaces._cellnet import CellStackSpace, check_resolution, data_resolution
 
 if TYPE_CHECKING:
     pass

@@ -21,11 +21,12 @@ import math
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
+from nasforge.blocks._cell_ops import check_ops
+from nasforge.blocks._cells import NasnetBlock, NasnetCell
 from nasforge.cost import Cost
 from nasforge.errors import NasforgeError
 from nasforge.spaces._base import Architecture, Decision, check_int, data_shape, register_space
-from nasforge.spaces._cell_ops import check_ops
-from nasforge.spaces._cellnet import CellStackSpace, NasnetBlock, NasnetCell, check_resolution, data_resolution
+from nasforge.spaces._cellnet import CellStackSpace, check_resolution, data_resolution
 
 if TYPE_CHECKING:
     pass

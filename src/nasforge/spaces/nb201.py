@@ -18,13 +18,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nasforge.blocks import ConvBNAct, Flatten, GlobalPool, Linear, NetworkSpec, Spec, part_of
+from nasforge.blocks._cell_ops import BNReLU, ResNetBasicBlock, make_op
+from nasforge.blocks._cells import EDGES, NB201Cell
 from nasforge.cost import Cost, GraphBuilder, Part, Shape, chain
 from nasforge.errors import NasforgeError
 from nasforge.spaces._base import (
@@ -36,54 +37,12 @@ from nasforge.spaces._base import (
     register_space,
     round_up,
 )
-from nasforge.spaces._cell_ops import BNReLU, ResNetBasicBlock, Zero, make_op
 
 if TYPE_CHECKING:
     from torch import nn
 
 NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-# (target node, source node) of the 6 edges in string order.
-EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 _FORM = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
-
-
-@dataclass(frozen=True)
-class NB201Cell:
-    """One NB201 cell on C channels (stride 1): ``ops`` names the 6 edges in string order."""
-
-    channels: int
-    ops: tuple[str, ...]
-
-    def plan(self) -> list[list[tuple[int, Spec | None]]]:
-        """Per node 1..3: (source node, op spec or None for skip) of its non-``none`` edges."""
-        nodes: list[list[tuple[int, Spec | None]]] = [[], [], []]
-        for (dst, src), op in zip(EDGES, self.ops, strict=True):
-            if op == "none":
-                continue
-            spec = None if op == "skip_connect" else make_op(op, self.channels, self.channels, 1)
-            nodes[dst - 1].append((src, spec))
-        return nodes
-
-    def emit(self, g: GraphBuilder, x: int) -> int:
-        nodes = [x]
-        for j, edges in enumerate(self.plan(), start=1):
-            out: int | None = None
-            for src, spec in edges:
-                if spec is None:
-                    y = nodes[src]
-                else:
-                    with g.scope(f"edge{j}{src}"):
-                        y = spec.emit(g, nodes[src])
-                out = y if out is None else g.add_(out, y, name=f"add{j}")
-            if out is None:
-                out = Zero(self.channels).emit(g, nodes[0])
-            nodes.append(out)
-        return nodes[-1]
-
-    def build(self) -> nn.Module:
-        from nasforge.spaces._cell_modules import NB201CellModule
-
-        return NB201CellModule(self)
 
 
 def nb201_string(ops: tuple[str, ...]) -> str:

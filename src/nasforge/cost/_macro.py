@@ -1,7 +1,8 @@
 """A coarse builder for the fast cost of a cell: whole ops (from cached parts) instead of their layers.
 
 A cell's ``emit2`` drives either a ``GraphBuilder`` (every layer) or this ``MacroBuilder`` (one step per
-op, add, concat or zero) through the same calls, so both see the same schedule. ``finish`` returns the
+op, add, concat or zero) through the same calls, so both see the same schedule (``blocks._cells.apply`` turns
+an op spec into its ``Part`` and keep-alive peak). ``finish`` returns the
 cell's totals with the peak of the README memory model: while an op runs, every buffer alive before and
 read after it is alive too, on top of the op's own peak (computed once per op and input shape, with the
 op's input freed after its last read inside the op, or held to the end when a later step reads it).
@@ -13,23 +14,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Any
 
-from nasforge.blocks import Spec, part_of
-from nasforge.cost import GraphBuilder, Part, Shape, conv_out
-from nasforge.spaces._cell_ops import Identity
-
-
-@lru_cache(maxsize=65536)
-def op_summary(spec: Spec, shape: Shape) -> tuple[Part, int]:
-    """(the op's part, its peak when its input stays alive to the end)."""
-    free = part_of(spec, shape)
-    g = GraphBuilder(shape)
-    out = spec.emit(g, 0)
-    g.add("identity", [0, out], shape, name="keep")
-    kept = Part.of(g.nodes)
-    return free, kept.peak
+from nasforge.cost._cost import Part
+from nasforge.cost._ir import Shape, conv_out
 
 
 class MacroBuilder:
@@ -78,11 +66,8 @@ class MacroBuilder:
             return self._value(shape, reads[0])
         raise ValueError(f"MacroBuilder cannot add op {op!r}")
 
-    def op(self, spec: Spec, x: int) -> int:
-        """Run a whole op on ``x`` (an ``Identity`` is the value itself)."""
-        if isinstance(spec, Identity):
-            return x
-        part, kept = op_summary(spec, self.shapes[x])
+    def op(self, part: Part, kept: int, x: int) -> int:
+        """Run a whole op on ``x``: its totals ``part`` and ``kept``, its peak when its input stays alive to the end."""
         self.params += part.params
         self.macs += part.macs
         self.other += part.other_ops
@@ -141,9 +126,3 @@ class MacroBuilder:
                 peak = live
         return Part(self.params, self.macs, self.other, self.acts, peak, self.shapes[0], self.shapes[out])
 
-
-def apply(g: GraphBuilder | MacroBuilder, spec: Spec, x: int) -> int:
-    """Emit ``spec`` on ``x``: its layers into a ``GraphBuilder``, one op step into a ``MacroBuilder``."""
-    if isinstance(g, MacroBuilder):
-        return g.op(spec, x)
-    return spec.emit(g, x)

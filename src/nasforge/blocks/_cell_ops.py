@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from nasforge.blocks import Spec
-from nasforge.cost import GraphBuilder
+from nasforge.blocks._spec import Spec
+from nasforge.cost._ir import GraphBuilder
 from nasforge.errors import NasforgeError
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class ReLUConvBN:
         return g.batchnorm(x, name="bn")
 
     def build(self) -> nn.Module:
-        from nasforge.spaces._cell_modules import ReLUConvBNModule
+        from nasforge.blocks._cell_modules import ReLUConvBNModule
 
         return ReLUConvBNModule(self)
 
@@ -73,7 +73,7 @@ class BNReLU:
         return g.act(x, "relu", name="relu")
 
     def build(self) -> nn.Module:
-        from nasforge.spaces._cell_modules import BNReLUModule
+        from nasforge.blocks._cell_modules import BNReLUModule
 
         return BNReLUModule(self)
 
@@ -96,7 +96,7 @@ class CellPool:
         return g.pool(x, op, self.kernel, self.stride, self.kernel // 2, name="pool")
 
     def build(self) -> nn.Module:
-        from nasforge.spaces._cell_modules import CellPoolModule
+        from nasforge.blocks._cell_modules import CellPoolModule
 
         return CellPoolModule(self)
 
@@ -124,7 +124,7 @@ class FactorizedReduce:
         return g.batchnorm(y, name="bn")
 
     def build(self) -> nn.Module:
-        from nasforge.spaces._cell_modules import FactorizedReduceModule
+        from nasforge.blocks._cell_modules import FactorizedReduceModule
 
         return FactorizedReduceModule(self)
 
@@ -150,7 +150,7 @@ class SepConv:
         return g.batchnorm(x, name="bn_2")
 
     def build(self) -> nn.Module:
-        from nasforge.spaces._cell_modules import SepConvModule
+        from nasforge.blocks._cell_modules import SepConvModule
 
         return SepConvModule(self)
 
@@ -173,7 +173,7 @@ class DilConv:
         return g.batchnorm(x, name="bn")
 
     def build(self) -> nn.Module:
-        from nasforge.spaces._cell_modules import DilConvModule
+        from nasforge.blocks._cell_modules import DilConvModule
 
         return DilConvModule(self)
 
@@ -193,7 +193,7 @@ class Conv7x1x7:
         return g.batchnorm(x, name="bn")
 
     def build(self) -> nn.Module:
-        from nasforge.spaces._cell_modules import Conv7x1x7Module
+        from nasforge.blocks._cell_modules import Conv7x1x7Module
 
         return Conv7x1x7Module(self)
 
@@ -212,7 +212,7 @@ class Zero:
         return g.zero(x, self.stride, self.c_out, name="zero")
 
     def build(self) -> nn.Module:
-        from nasforge.spaces._cell_modules import ZeroModule
+        from nasforge.blocks._cell_modules import ZeroModule
 
         return ZeroModule(self)
 
@@ -254,7 +254,7 @@ class ResNetBasicBlock:
         return g.add_(r, x, name="add")
 
     def build(self) -> nn.Module:
-        from nasforge.spaces._cell_modules import ResNetBasicBlockModule
+        from nasforge.blocks._cell_modules import ResNetBasicBlockModule
 
         return ResNetBasicBlockModule(self)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from nasforge.spaces._cell_ops import (
+from nasforge.blocks._cell_ops import (
     BNReLU,
     CellPool,
     Conv7x1x7,
@@ -16,8 +16,7 @@ from nasforge.spaces._cell_ops import (
     SepConv,
     Zero,
 )
-from nasforge.spaces._cellnet import CellNetworkSpec, DartsCell, NasnetCell, preprocess
-from nasforge.spaces.nb201 import NB201Cell
+from nasforge.blocks._cells import CellNetworkSpec, DartsCell, NasnetCell, NB201Cell, preprocess
 
 
 class ReLUConvBNModule(nn.Sequential):
