@@ -28,7 +28,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from nasforge.blocks import ConvBNAct, Flatten, GlobalPool, InvertedResidual, Linear, NetworkSpec, part_of
+from nasforge.blocks import ConvBNAct, InvertedResidual, NetworkSpec
+from nasforge.blocks._spec import Flatten, GlobalPool, Linear, part_of
 from nasforge.cost import profile
 
 # MobileNetV2: (expand, channels, blocks, stride) per stage

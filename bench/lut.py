@@ -16,8 +16,8 @@ import time
 import numpy as np
 import torch
 
-from nasforge.hardware import LatencyTable, build_table, measure_latencies, measure_latency, spec_key
-from nasforge.hardware._lut import Entry, blocks_of, coverage_archs, distinct_blocks, network_of
+from nasforge.hardware import LatencyTable, measure_latencies, measure_latency
+from nasforge.hardware._lut import Entry, blocks_of, build_table, coverage_archs, distinct_blocks, network_of, spec_key
 from nasforge.spaces import SearchSpace, get_space
 
 

@@ -17,10 +17,11 @@ from nasforge.blocks import (
     InvertedResidual,
     ShuffleV1Unit,
     ShuffleV2Unit,
-    Spec,
     channel_shuffle,
 )
-from nasforge.cost import GraphBuilder, analyze
+from nasforge.blocks._spec import Spec
+from nasforge.cost import GraphBuilder
+from nasforge.cost._cost import analyze
 from nasforge.errors import NasforgeError
 
 torch.set_num_threads(1)

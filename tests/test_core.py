@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from nasforge.blocks import ConvBNAct, Flatten, GlobalPool, InvertedResidual, Linear, NetworkSpec
-from nasforge.cost import GraphBuilder, analyze
+from nasforge.blocks import ConvBNAct, InvertedResidual, NetworkSpec
+from nasforge.blocks._spec import Flatten, GlobalPool, Linear
+from nasforge.cost import GraphBuilder
+from nasforge.cost._cost import analyze
 
 
 def tiny_net() -> NetworkSpec:

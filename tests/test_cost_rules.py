@@ -14,7 +14,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from nasforge.cost import RULES, GraphBuilder, Node, OpCost, analyze, profile, register_rule
+from nasforge.cost import GraphBuilder, OpCost, profile, register_rule
+from nasforge.cost._cost import analyze
+from nasforge.cost._ir import Node
+from nasforge.cost._rules import RULES
 from nasforge.cost._trace import trace
 
 torch.set_num_threads(1)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from nasforge.data import dataset_info, list_datasets, load_dataset, read_idx
+from nasforge.data import dataset_info, list_datasets, load_dataset
+from nasforge.data._loaders import read_idx
 from nasforge.errors import NasforgeError
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from nasforge.cli import main
-from nasforge.design import edf, parse_space_spec, tinynas
+from nasforge.design import edf, tinynas
+from nasforge.design._edf import parse_space_spec
 from nasforge.errors import NasforgeError
 from nasforge.estimators import TabularEstimator
 from nasforge.hardware import get_device

@@ -8,7 +8,8 @@ import pytest
 
 from nasforge import NasforgeError
 from nasforge.cost import Cost
-from nasforge.hardware import Device, get_device, list_devices, load_devices
+from nasforge.hardware import Device, get_device
+from nasforge.hardware._devices import list_devices, load_devices
 from nasforge.units import parse_bytes
 
 

@@ -77,3 +77,24 @@ def test_a_forbidden_import_breaks_its_contract(package_copy: Path, package: str
     assert f"nasforge.{package}._forbidden -> nasforge." in broken.stdout, broken.stdout
     clean = lint_imports(package_copy, contract)  # the copy without the planted module keeps the contract
     assert clean.returncode == 0, clean.stdout + clean.stderr
+
+
+SURFACES = ("nasforge", "nasforge.cost", "nasforge.blocks", "nasforge.zoo", "nasforge.spaces", "nasforge.strategies",
+            "nasforge.estimators", "nasforge.hardware", "nasforge.data", "nasforge.design")
+
+
+@pytest.mark.parametrize("package", SURFACES)
+def test_public_surface_is_the_readme_layout_row(package: str) -> None:
+    """Each package exports exactly the names its README row lists (internals stay in the private modules)."""
+    import importlib
+    import re
+
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([\w.]+)` \|[^\n]*\| ([^|\n]*) \|$",
+                                                        (ROOT / "README.md").read_text(), re.M)}
+    listed = set(re.findall(r"`(\w+)`", rows[package]))
+    module = importlib.import_module(package)
+    exported = set(module.__all__) - {"__version__"}
+    assert exported == listed, f"{package}: exported but not in README {exported - listed}, " \
+                               f"in README but not exported {listed - exported}"
+    for name in exported:
+        assert hasattr(module, name), name

@@ -12,16 +12,17 @@ import torch
 from nasforge.blocks import ConvBNAct, InvertedResidual
 from nasforge.cli import main
 from nasforge.errors import NasforgeError
-from nasforge.hardware import (
-    LatencyTable,
+from nasforge.hardware import LatencyTable, load_latency_model, load_ofa_table
+from nasforge.hardware._lut import (
+    Entry,
     build_table,
-    load_latency_model,
-    load_ofa_table,
+    measure_network,
+    network_of,
+    ofa_key_text,
     parse_ofa_key,
     per_decision_latency,
     spec_key,
 )
-from nasforge.hardware._lut import Entry, measure_network, network_of, ofa_key_text
 from nasforge.spaces import get_space
 
 TINY = {"stage_channels": (16, 24, 32), "stage_strides": (2, 2, 2), "depths": (1, 2), "kernels": (3, 5),

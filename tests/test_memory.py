@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from nasforge.cost import Cost, GraphBuilder, analyze, profile
+from nasforge.cost import Cost, GraphBuilder, profile
+from nasforge.cost._cost import analyze
 
 torch.set_num_threads(1)
 

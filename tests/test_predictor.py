@@ -10,8 +10,8 @@ import pytest
 
 from nasforge.cli import main
 from nasforge.errors import NasforgeError
-from nasforge.hardware import LatencyPredictor, latency_metrics, load_latency_model
-from nasforge.hardware._predictor import fit_on_table, parse_archs, read_latency_table, split
+from nasforge.hardware import LatencyPredictor, load_latency_model
+from nasforge.hardware._predictor import fit_on_table, latency_metrics, parse_archs, read_latency_table, split
 from nasforge.spaces import get_space
 
 

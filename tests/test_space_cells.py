@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from nasforge.blocks import part_of
 from nasforge.blocks._cell_ops import CELL_OPS, FactorizedReduce, make_op
-from nasforge.cost import GraphBuilder, Part, profile
+from nasforge.blocks._spec import part_of
+from nasforge.cost import GraphBuilder, profile
+from nasforge.cost._cost import Part
 from nasforge.errors import NasforgeError
 from nasforge.spaces import get_space
 from nasforge.spaces.darts import DARTS_OPS
@@ -230,7 +231,7 @@ def test_cell_op_module_matches_its_spec(op: str, c_in: int, stride: int) -> Non
 def part_cost(spec: object, shape: tuple[int, ...]) -> object:
     g = GraphBuilder(shape)
     spec.emit(g, 0)  # type: ignore[attr-defined]
-    from nasforge.cost import analyze
+    from nasforge.cost._cost import analyze
 
     return analyze(g.nodes)
 

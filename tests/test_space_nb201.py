@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from nasforge.blocks import part_of
 from nasforge.blocks._cells import NB201Cell
+from nasforge.blocks._spec import part_of
 from nasforge.cost import profile
 from nasforge.errors import NasforgeError
 from nasforge.spaces import get_space

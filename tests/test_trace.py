@@ -18,8 +18,10 @@ import torchprofile as tp
 from torch import Tensor, nn
 
 from nasforge import NasforgeError, zoo
-from nasforge.cost import Cost, analyze, profile
+from nasforge.cost import Cost, profile
+from nasforge.cost._cost import analyze
 from nasforge.cost._trace import trace
+from nasforge.zoo._registry import min_resolution
 
 torch.set_num_threads(1)
 
@@ -163,7 +165,7 @@ ZOO_FAST = ("mobilenet_v1", "resnet18", "squeezenet1_0")
                                   for n in zoo.list_models()])
 def test_zoo_traced_equals_analytic(name: str) -> None:
     """Every zoo model at 64x64 (or its smallest resolution), 1000 classes: traced == analytic, row by row."""
-    spec = zoo.create(name, 1000, max(64, zoo.min_resolution(name)))
+    spec = zoo.create(name, 1000, max(64, min_resolution(name)))
     a = spec.cost(layers=True)
     m = spec.build()
     t = profile(m, spec.input_shape)

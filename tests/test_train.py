@@ -13,16 +13,8 @@ from torch import nn
 from nasforge.cost import Cost, profile
 from nasforge.data import load_dataset
 from nasforge.errors import NasforgeError
-from nasforge.estimators import (
-    EarlyStopping,
-    Estimator,
-    Result,
-    TrainingEstimator,
-    best_of,
-    hyperband,
-    rung_epochs,
-    successive_halving,
-)
+from nasforge.estimators import EarlyStopping, Estimator, Result, TrainingEstimator, hyperband, successive_halving
+from nasforge.estimators._multifidelity import best_of, rung_epochs
 from nasforge.spaces import Architecture, Decision, SearchSpace
 
 torch.set_num_threads(1)

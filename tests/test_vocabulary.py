@@ -16,7 +16,7 @@ import yaml
 
 from nasforge.errors import NasforgeError
 from nasforge.estimators import TabularEstimator
-from nasforge.hardware import load_devices
+from nasforge.hardware._devices import load_devices
 from nasforge.runner import run_search
 from nasforge.runner._constraints import canonical_constraints, parse_constraint
 from nasforge.units import parse_bytes

@@ -17,7 +17,8 @@ from torch import nn
 from nasforge.cost import Cost, profile
 from nasforge.data import load_dataset
 from nasforge.errors import NasforgeError
-from nasforge.estimators import PROXIES, ZeroCostEstimator, get_proxy, random_batch
+from nasforge.estimators import ZeroCostEstimator
+from nasforge.estimators._zero_cost import PROXIES, get_proxy, random_batch
 from nasforge.spaces import Architecture, Decision, SearchSpace, get_space
 
 torch.set_num_threads(1)

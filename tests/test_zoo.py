@@ -12,7 +12,8 @@ from conftest import Cli
 from nasforge.blocks import NetworkSpec
 from nasforge.cli import main
 from nasforge.errors import NasforgeError
-from nasforge.zoo import ModelInfo, _registry, create, list_models, min_resolution, model_info, register_model
+from nasforge.zoo import _registry, create, list_models, model_info, register_model
+from nasforge.zoo._registry import ModelInfo, min_resolution
 
 torch.set_num_threads(1)
 

@@ -44,7 +44,8 @@ def profile(obj: Any, input_shape: Sequence[int] | None = None, precision: str =
 def _profile_arch(arch: Any, resolution: int | None, precision: str) -> Cost:
     from nasforge.cost._cost import analyze
     from nasforge.cost._trace import trace
-    from nasforge.spaces import get_space, parse_arch
+    from nasforge.spaces import get_space
+    from nasforge.spaces._base import parse_arch
 
     if isinstance(arch, str):
         arch = parse_arch(arch)

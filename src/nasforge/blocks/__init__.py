@@ -1,55 +1,33 @@
-"""Building blocks as specs (hashable values with an analytic cost) that build ``nn.Module``s."""
+"""Building blocks as specs (hashable values with an analytic cost) that build ``nn.Module``s.
+
+The layer primitives (``Conv``, ``Linear``, ``Pool``, ...), the ``Spec`` protocol and the cell ops and cells of
+the cell spaces are in the private modules (``_spec``, ``_cell_ops``, ``_cells``).
+"""
 
 from __future__ import annotations
 
 from nasforge.blocks._functional import channel_shuffle
 from nasforge.blocks._spec import (
-    ACTS,
-    Act,
     BasicBlock,
     Bottleneck,
-    Conv,
     ConvBNAct,
     DepthwiseSeparable,
-    Dropout,
     Fire,
-    Flatten,
-    GlobalPool,
     InvertedResidual,
-    Linear,
     NetworkSpec,
-    Pool,
     ShuffleV1Unit,
     ShuffleV2Unit,
-    Spec,
-    chain_cost,
-    emit_act,
-    make_act,
-    part_of,
 )
 
 __all__ = [
-    "ACTS",
-    "Act",
     "BasicBlock",
     "Bottleneck",
-    "Conv",
     "ConvBNAct",
     "DepthwiseSeparable",
-    "Dropout",
     "Fire",
-    "Flatten",
-    "GlobalPool",
     "InvertedResidual",
-    "Linear",
     "NetworkSpec",
-    "Pool",
     "ShuffleV1Unit",
     "ShuffleV2Unit",
-    "Spec",
-    "chain_cost",
     "channel_shuffle",
-    "emit_act",
-    "make_act",
-    "part_of",
 ]

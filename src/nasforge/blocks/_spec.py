@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from nasforge.cost import Cost, GraphBuilder, Part, Shape, analyze, chain
+from nasforge.cost import Cost, GraphBuilder
+from nasforge.cost._cost import Part, analyze, chain
+from nasforge.cost._ir import Shape
 from nasforge.errors import NasforgeError
 
 if TYPE_CHECKING:

@@ -95,7 +95,8 @@ def edf_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """RegNet's error EDF: sample n architectures per space, look them up, compare the distributions."""
-    from nasforge.design import SpaceSpec, edf, parse_space_spec, plot_edf
+    from nasforge.design import edf, plot_edf
+    from nasforge.design._edf import SpaceSpec, parse_space_spec
     from nasforge.estimators import Estimator, TabularEstimator
 
     if len(table) not in (1, len(space)):

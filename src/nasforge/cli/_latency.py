@@ -36,7 +36,8 @@ def measure_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Median, min and IQR latency (ms, batch 1) of one architecture or an ONNX file."""
-    from nasforge.hardware import measure_latency, measure_onnx_file
+    from nasforge.hardware import measure_latency
+    from nasforge.hardware._latency import measure_onnx_file
 
     if onnx is not None:
         if input_shape is None:
@@ -79,7 +80,7 @@ def build_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure every distinct block of a space once and write the lookup table."""
-    from nasforge.hardware import build_table
+    from nasforge.hardware._lut import build_table
 
     opts = parse_options(option)
     sp = get_space(space, **opts)

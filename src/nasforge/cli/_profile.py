@@ -14,7 +14,8 @@ from typing import Any
 import typer
 
 from nasforge.cli._app import app
-from nasforge.cost import Cost, bytes_per_element
+from nasforge.cost import Cost
+from nasforge.cost._cost import bytes_per_element
 from nasforge.errors import NasforgeError
 
 PRECISIONS = ("fp32", "int8")

@@ -17,7 +17,7 @@ def zoo(
     plot: Path | None = typer.Option(None, "--plot", help="Also write the accuracy-vs-MACs plot to this .png."),
 ) -> None:
     """Params, MACs, peak memory (fp32), weight size and published top-1 of every zoo model."""
-    from nasforge.zoo import plot_accuracy_vs_macs, summary
+    from nasforge.zoo._summary import plot_accuracy_vs_macs, summary
 
     rows = summary(resolution)
     if plot is not None:

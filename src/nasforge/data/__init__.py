@@ -7,7 +7,7 @@ seeded train/validation/test ``Split``s, normalised with the training split's st
 
 from __future__ import annotations
 
-from nasforge.data._dataset import Dataset, DatasetInfo, Split
-from nasforge.data._loaders import dataset_info, list_datasets, load_dataset, read_idx
+from nasforge.data._dataset import Dataset
+from nasforge.data._loaders import dataset_info, list_datasets, load_dataset
 
-__all__ = ["Dataset", "DatasetInfo", "Split", "dataset_info", "list_datasets", "load_dataset", "read_idx"]
+__all__ = ["Dataset", "dataset_info", "list_datasets", "load_dataset"]

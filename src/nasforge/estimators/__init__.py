@@ -1,27 +1,24 @@
-"""Performance estimation: the ``Estimator`` contract and its ``Result``."""
+"""Performance estimation: the ``Estimator`` contract, its ``Result`` (defined beside ``Architecture``) and the
+estimators: training, tabular lookup, zero-cost proxies, multi-fidelity (early stopping, successive halving,
+hyperband). The proxies and the rung helpers are in the private modules (``_zero_cost``, ``_multifidelity``).
+"""
 
 from __future__ import annotations
 
 from nasforge.estimators._base import STATUSES, Estimator, Result
-from nasforge.estimators._multifidelity import EarlyStopping, Rung, best_of, hyperband, rung_epochs, successive_halving
+from nasforge.estimators._multifidelity import EarlyStopping, hyperband, successive_halving
 from nasforge.estimators._tabular import TabularEstimator
 from nasforge.estimators._train import TrainingEstimator
-from nasforge.estimators._zero_cost import PROXIES, ZeroCostEstimator, get_proxy, random_batch
+from nasforge.estimators._zero_cost import ZeroCostEstimator
 
 __all__ = [
-    "PROXIES",
     "STATUSES",
     "EarlyStopping",
     "Estimator",
     "Result",
-    "Rung",
     "TabularEstimator",
     "TrainingEstimator",
     "ZeroCostEstimator",
-    "best_of",
-    "get_proxy",
     "hyperband",
-    "random_batch",
-    "rung_epochs",
     "successive_halving",
 ]

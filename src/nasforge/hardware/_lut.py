@@ -30,7 +30,8 @@ from nasforge._files import write_atomic
 from nasforge.errors import NasforgeError
 
 if TYPE_CHECKING:
-    from nasforge.blocks import NetworkSpec, Spec
+    from nasforge.blocks import NetworkSpec
+    from nasforge.blocks._spec import Spec
     from nasforge.spaces import Architecture, SearchSpace
 
 Key = tuple[Any, ...]
@@ -97,7 +98,7 @@ def network_of(space: SearchSpace, arch: Architecture) -> NetworkSpec:
 
 def blocks_of(network: NetworkSpec) -> list[tuple[Spec, tuple[int, ...]]]:
     """Each block of a network with its input shape, in execution order."""
-    from nasforge.blocks import part_of
+    from nasforge.blocks._spec import part_of
 
     out = []
     shape = tuple(network.input_shape)
@@ -347,7 +348,8 @@ def ofa_keys(pairs: Iterable[tuple[Spec, tuple[int, ...]]], table: LatencyTable 
     ``expand`` is the ratio as in ProxylessNAS tables, or the hidden channels when the table's
     ``expanded_conv`` keys carry ``se``/``hs`` fields (the OFA MobileNetV3 tables).
     """
-    from nasforge.blocks import ConvBNAct, Flatten, GlobalPool, InvertedResidual, Linear
+    from nasforge.blocks import ConvBNAct, InvertedResidual
+    from nasforge.blocks._spec import Flatten, GlobalPool, Linear
 
     mbv3 = False
     if table is not None:

@@ -37,7 +37,7 @@ from nasforge._files import write_atomic
 from nasforge.errors import NasforgeError
 
 if TYPE_CHECKING:
-    from nasforge.blocks import Spec
+    from nasforge.blocks._spec import Spec
     from nasforge.hardware._lut import LatencyTable
     from nasforge.spaces import Architecture, SearchSpace
 
@@ -61,7 +61,8 @@ def _layer_kind(op: str, attrs: dict[str, Any]) -> str:
 @lru_cache(maxsize=65536)
 def block_graph_stats(spec: Spec, in_shape: tuple[int, ...]) -> tuple[tuple[tuple[str, float], ...], tuple[int, ...]]:
     """((feature, value) pairs, output shape) of one block: live/dead layer counts per kind and MACs."""
-    from nasforge.cost import ALIAS_OPS, GraphBuilder
+    from nasforge.cost import GraphBuilder
+    from nasforge.cost._ir import ALIAS_OPS
     from nasforge.cost._rules import RULES
 
     g = GraphBuilder(in_shape)

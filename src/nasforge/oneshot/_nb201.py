@@ -11,9 +11,10 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
-from nasforge.blocks import ConvBNAct, Flatten, GlobalPool, Linear
+from nasforge.blocks import ConvBNAct
 from nasforge.blocks._cell_ops import BNReLU, ResNetBasicBlock, make_op
 from nasforge.blocks._cells import EDGES
+from nasforge.blocks._spec import Flatten, GlobalPool, Linear
 from nasforge.oneshot._registry import register_supernet
 from nasforge.oneshot._supernet import ChoiceBlock, Supernet, decision_units
 from nasforge.spaces import Architecture, get_space

@@ -8,7 +8,6 @@ from nasforge.spaces._base import (
     SearchSpace,
     get_space,
     list_spaces,
-    parse_arch,
     register_space,
 )
 from nasforge.spaces._result import Result
@@ -20,7 +19,6 @@ __all__ = [
     "SearchSpace",
     "get_space",
     "list_spaces",
-    "parse_arch",
     "register_space",
 ]
 

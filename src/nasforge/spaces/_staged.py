@@ -36,18 +36,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasforge.blocks import (
-    BasicBlock,
-    ConvBNAct,
-    Flatten,
-    GlobalPool,
-    InvertedResidual,
-    Linear,
-    NetworkSpec,
-    Spec,
-    chain_cost,
-)
-from nasforge.cost import Cost, Part, bytes_per_element
+from nasforge.blocks import BasicBlock, ConvBNAct, InvertedResidual, NetworkSpec
+from nasforge.blocks._spec import Flatten, GlobalPool, Linear, Spec, chain_cost
+from nasforge.cost import Cost
+from nasforge.cost._cost import Part, bytes_per_element
 from nasforge.errors import NasforgeError
 from nasforge.spaces._base import Architecture, Decision, SearchSpace, data_shape, round_up
 

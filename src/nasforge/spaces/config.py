@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from nasforge.blocks import ACTS
+from nasforge.blocks._spec import ACTS
 from nasforge.errors import NasforgeError
 from nasforge.spaces._base import register_space
 from nasforge.spaces._staged import BLOCK_KINDS, StageDef, StagedSpace, make_divisible

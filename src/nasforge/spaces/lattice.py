@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasforge.blocks import BasicBlock, Conv, ConvBNAct, Flatten, GlobalPool, Linear, NetworkSpec, Spec
-from nasforge.cost import Cost, GraphBuilder, Part, chain
+from nasforge.blocks import BasicBlock, ConvBNAct, NetworkSpec
+from nasforge.blocks._spec import Conv, Flatten, GlobalPool, Linear, Spec
+from nasforge.cost import Cost, GraphBuilder
+from nasforge.cost._cost import Part, chain
 from nasforge.errors import NasforgeError
 from nasforge.spaces._base import Architecture, Decision, SearchSpace, data_shape, register_space
 from nasforge.spaces._staged import check_int, fold

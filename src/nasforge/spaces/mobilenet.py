@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from nasforge.blocks import ACTS
+from nasforge.blocks._spec import ACTS
 from nasforge.errors import NasforgeError
 from nasforge.spaces._base import register_space
 from nasforge.spaces._staged import StageDef, StagedSpace, check_int, float_list, int_list

@@ -23,10 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasforge.blocks import ConvBNAct, Flatten, GlobalPool, Linear, NetworkSpec, Spec, part_of
+from nasforge.blocks import ConvBNAct, NetworkSpec
 from nasforge.blocks._cell_ops import BNReLU, ResNetBasicBlock, make_op
 from nasforge.blocks._cells import EDGES, NB201Cell
-from nasforge.cost import Cost, GraphBuilder, Part, Shape, chain
+from nasforge.blocks._spec import Flatten, GlobalPool, Linear, Spec, part_of
+from nasforge.cost import Cost, GraphBuilder
+from nasforge.cost._cost import Part, chain
+from nasforge.cost._ir import Shape
 from nasforge.errors import NasforgeError
 from nasforge.spaces._base import (
     Architecture,

@@ -11,6 +11,6 @@ from __future__ import annotations
 
 from nasforge.strategies import _bo, _evolution, _local, _random, _reinforce  # noqa: F401
 from nasforge.strategies._base import Strategy, get_strategy, list_strategies, register_strategy
-from nasforge.strategies._grid import CompoundScaling, compound_scaling
+from nasforge.strategies._grid import compound_scaling
 
-__all__ = ["CompoundScaling", "Strategy", "compound_scaling", "get_strategy", "list_strategies", "register_strategy"]
+__all__ = ["Strategy", "compound_scaling", "get_strategy", "list_strategies", "register_strategy"]

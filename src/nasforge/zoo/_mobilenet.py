@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from nasforge.blocks import (
-    ConvBNAct,
-    DepthwiseSeparable,
-    Dropout,
-    Flatten,
-    GlobalPool,
-    InvertedResidual,
-    Linear,
-    NetworkSpec,
-    Spec,
-)
+from nasforge.blocks import ConvBNAct, DepthwiseSeparable, InvertedResidual, NetworkSpec
+from nasforge.blocks._spec import Dropout, Flatten, GlobalPool, Linear, Spec
 from nasforge.zoo._registry import TORCHVISION, register_model
 
 MOBILENET_V1_PAPER = "Howard et al. 2017, MobileNets (arXiv:1704.04861), Table 8: 1.0 MobileNet-224"

@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from nasforge.blocks import (
-    BasicBlock,
-    Bottleneck,
-    ConvBNAct,
-    Flatten,
-    GlobalPool,
-    Linear,
-    NetworkSpec,
-    Pool,
-    Spec,
-)
+from nasforge.blocks import BasicBlock, Bottleneck, ConvBNAct, NetworkSpec
+from nasforge.blocks._spec import Flatten, GlobalPool, Linear, Pool, Spec
 from nasforge.zoo._registry import TORCHVISION, register_model
 
 

@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from nasforge.blocks import (
-    ConvBNAct,
-    Flatten,
-    GlobalPool,
-    Linear,
-    NetworkSpec,
-    Pool,
-    ShuffleV1Unit,
-    ShuffleV2Unit,
-    Spec,
-)
+from nasforge.blocks import ConvBNAct, NetworkSpec, ShuffleV1Unit, ShuffleV2Unit
+from nasforge.blocks._spec import Flatten, GlobalPool, Linear, Pool, Spec
 from nasforge.zoo._registry import TORCHVISION, register_model
 
 # The paper (Zhang et al. 2018, arXiv:1707.01083, Table 2) gives 140 MFLOPs and 67.4% for 1x, g=3, counting some

@@ -3,7 +3,8 @@ classifier and global average pooling (no fully connected layer)."""
 
 from __future__ import annotations
 
-from nasforge.blocks import Act, Conv, Dropout, Fire, Flatten, GlobalPool, NetworkSpec, Pool, Spec
+from nasforge.blocks import Fire, NetworkSpec
+from nasforge.blocks._spec import Act, Conv, Dropout, Flatten, GlobalPool, Pool, Spec
 from nasforge.zoo._registry import TORCHVISION, register_model
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from nasforge.blocks import Act, Conv, Dropout, Flatten, GlobalPool, Linear, NetworkSpec, Pool, Spec
+from nasforge.blocks import NetworkSpec
+from nasforge.blocks._spec import Act, Conv, Dropout, Flatten, GlobalPool, Linear, Pool, Spec
 from nasforge.zoo._registry import TORCHVISION, register_model
 
 
