@@ -98,3 +98,12 @@ def test_public_surface_is_the_readme_layout_row(package: str) -> None:
                                f"in README but not exported {listed - exported}"
     for name in exported:
         assert hasattr(module, name), name
+
+
+def test_the_profile_facade_keeps_import_nasforge_light() -> None:
+    """``nasforge.profile`` sits at the top but imports the spaces, the zoo and torch only when it is called."""
+    code = ("import sys, nasforge; heavy = [m for m in ('torch', 'nasforge.spaces', 'nasforge.zoo') "
+            "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
