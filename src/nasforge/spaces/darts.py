@@ -71,7 +71,7 @@ class DartsSpace(CellStackSpace):
         """Classes from the data, resolution = the image side rounded up to halve at both reduction cells (the
         3-channel stem stays: grey images are repeated to 3 channels)."""
         _, side, k = data_shape(self.name, input_shape, num_classes)
-        return DartsSpace(self.C, self.layers, self.num_classes if "num_classes" in keep else k,
+        return type(self)(self.C, self.layers, self.num_classes if "num_classes" in keep else k,
                           self.resolution if "resolution" in keep else data_resolution(self.layers, side),
                           self.nodes, list(self.ops), self.stem_multiplier)
 

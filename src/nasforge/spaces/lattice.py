@@ -94,10 +94,10 @@ class LatticeSpace(SearchSpace):
     def for_data(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str] = ()) -> LatticeSpace:
         """Input channels, classes and resolution (the image side, at least 4) from the data."""
         c, side, k = data_shape(self.name, input_shape, num_classes)
-        return LatticeSpace(self.layers, self.levels, self.base_channels,
-                            self.resolution if "resolution" in keep else max(4, side),
-                            self.in_channels if "in_channels" in keep else c,
-                            self.num_classes if "num_classes" in keep else k, self.head)
+        return type(self)(self.layers, self.levels, self.base_channels,
+                          self.resolution if "resolution" in keep else max(4, side),
+                          self.in_channels if "in_channels" in keep else c,
+                          self.num_classes if "num_classes" in keep else k, self.head)
 
     # -- decisions and paths -----------------------------------------------------------------------
     def decisions(self) -> list[Decision]:

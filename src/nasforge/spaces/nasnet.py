@@ -79,9 +79,9 @@ class NasnetSpace(CellStackSpace):
         """Classes from the data, resolution = the image side rounded up to halve at both reduction cells (the
         3-channel stem stays: grey images are repeated to 3 channels)."""
         _, side, k = data_shape(self.name, input_shape, num_classes)
-        return NasnetSpace(self.B, list(self.ops), list(self.combine), self.cell_inputs_only, self.C, self.layers,
-                           self.stem_multiplier, self.num_classes if "num_classes" in keep else k,
-                           self.resolution if "resolution" in keep else data_resolution(self.layers, side))
+        return type(self)(self.B, list(self.ops), list(self.combine), self.cell_inputs_only, self.C, self.layers,
+                          self.stem_multiplier, self.num_classes if "num_classes" in keep else k,
+                          self.resolution if "resolution" in keep else data_resolution(self.layers, side))
 
     # -- views -------------------------------------------------------------------------------------
     def decisions(self) -> list[Decision]:

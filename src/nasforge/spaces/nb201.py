@@ -177,7 +177,7 @@ class NB201Space(SearchSpace):
         """Classes from the data, resolution = the image side rounded up to a multiple of 4 (the 3-channel stem
         stays: grey images are repeated to 3 channels)."""
         _, side, k = data_shape(self.name, input_shape, num_classes)
-        return NB201Space(self.C, self.N, self.num_classes if "num_classes" in keep else k,
+        return type(self)(self.C, self.N, self.num_classes if "num_classes" in keep else k,
                           self.resolution if "resolution" in keep else round_up(side, 4))
 
     def input_shape(self, arch: Architecture | None = None, resolution: int | None = None) -> tuple[int, ...]:
