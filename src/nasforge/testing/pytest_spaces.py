@@ -255,6 +255,7 @@ class SpaceSuite:
         other = [str(a) for a in samples(space, 20, seed=8)]
         assert [str(a) for a in samples(space, 20, seed=7)] != other or space.size() == 1
 
+    @pytest.mark.slow
     def test_same_seed_same_samples_in_another_process(self, space_options: dict[str, dict[str, Any]],
                                                        request: pytest.FixtureRequest) -> None:
         """Seeded sampling, mutation and crossover do not depend on process state (hash seeds, caches).
