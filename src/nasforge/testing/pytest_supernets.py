@@ -4,9 +4,10 @@ Each test builds the supernet of the registered example space (``example_space(n
 step in about a second). Checks: the fixed sub-network computes exactly what the stand-alone network of
 ``space.build(arch)`` computes with the same weights (after a training step, so batch-norm statistics and
 weights are not at their init values); one SPOS step and one DARTS step run and change the weights (and the
-architecture parameters for DARTS); ``derive`` gives a valid architecture of the space that the supernet runs;
-the space fitted to a dataset (``for_data``, as the one-shot job does it) has a supernet that trains;
-``num_classes`` and ``seed`` work for every supernet (the same seed, the same supernet).
+architecture parameters for DARTS) and leave the caller's torch RNG as it was; ``derive`` gives a valid
+architecture of the space that the supernet runs; the space fitted to a dataset (``for_data``, as the one-shot
+job does it) has a supernet that trains; ``num_classes`` and ``seed`` work for every supernet (the same seed,
+the same supernet).
 """
 
 from __future__ import annotations
@@ -76,17 +77,19 @@ class SupernetSuite:
 
     def test_one_spos_step_changes_the_weights(self, space: SearchSpace) -> None:
         net = make_supernet(space, seed=0)
-        before = _weights(net)
+        before, rng = _weights(net), torch.get_rng_state()
         spos(net, batch(net, 8), epochs=1, batch_size=8, seed=0)  # one step
         after = _weights(net)
+        assert torch.equal(torch.get_rng_state(), rng)  # seeded by its own generator, the caller's RNG untouched
         assert all(torch.isfinite(v).all() for v in after.values())
         assert any(not torch.equal(before[k], after[k]) for k in before)
 
     def test_one_darts_step_changes_weights_and_alpha(self, space: SearchSpace) -> None:
         net = make_supernet(space, seed=0)
-        before, alpha = _weights(net), net.alpha.detach().clone()
+        before, alpha, rng = _weights(net), net.alpha.detach().clone(), torch.get_rng_state()
         res = darts(net, batch(net, 8), batch(net, 8, seed=1), epochs=1, batch_size=8, arch_lr=0.1)
         after = _weights(net)
+        assert torch.equal(torch.get_rng_state(), rng)
         assert all(torch.isfinite(v).all() for v in after.values()) and torch.isfinite(net.alpha).all()
         assert any(not torch.equal(before[k], after[k]) for k in before)
         assert not torch.equal(alpha, net.alpha.detach())
@@ -115,8 +118,10 @@ class SupernetSuite:
         self._check_valid(net, fitted, net.derive())
 
     def test_num_classes_and_seed(self, space: SearchSpace) -> None:
+        rng = torch.get_rng_state()
         a, b = make_supernet(space, num_classes=7, seed=1), make_supernet(space, num_classes=7, seed=1)
         c = make_supernet(space, num_classes=7, seed=2)
+        assert torch.equal(torch.get_rng_state(), rng)  # the caller's RNG neither seeded nor drawn from
         with torch.no_grad():
             assert a.eval()(batch(a, 2)[0]).shape == (2, 7)
         sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
