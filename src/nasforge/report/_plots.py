@@ -1,4 +1,4 @@
-"""Plots of a run: the accuracy-vs-cost Pareto fronts and the best-so-far history."""
+"""Plots of runs: Pareto fronts of accuracy vs cost, best-so-far history, one-shot probabilities, benchmarks."""
 
 from __future__ import annotations
 
