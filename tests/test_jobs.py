@@ -297,3 +297,20 @@ def test_oneshot_on_a_config_space_runs(tmp_path: Path, capsys: pytest.CaptureFi
     (out / "report.html").unlink()
     assert main(["report", str(out)]) == 0  # `nasforge report` rebuilds the page of any job's run
     assert (out / "report.html").read_text() == html and s["arch"] in html
+
+
+def test_a_oneshot_run_that_fails_late_leaves_no_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The run is assembled aside and renamed into place at the end: a failure after training (here in the
+    step-memory measurement) leaves neither the output folder nor a temporary one."""
+    from nasforge.jobs import _oneshot
+
+    def boom(*_a: Any, **_k: Any) -> Any:
+        raise Called("late")
+
+    monkeypatch.setattr(_oneshot, "step_peak_memory", boom)
+    out = tmp_path / "run"
+    with pytest.raises(Called):
+        main(["oneshot", "spos", "--space", "nb201", "-o", "C=4", "-o", "N=1", "--dataset", "digits",
+              "--subset", "32", "--val-subset", "16", "--epochs", "1", "--budget", "2", "--out", str(out)])
+    assert list(tmp_path.iterdir()) == []
