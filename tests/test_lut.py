@@ -153,6 +153,7 @@ def test_proxyless_table_predicts_mobilenet_space_networks(luts: Path) -> None:
         assert t.op_latency(first, (3, 224, 224)) == pytest.approx(4.0837556, rel=1e-6)
 
 
+@pytest.mark.slow  # measures every block of the space on the host (seconds)
 def test_cli_build_and_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     opts = ["-o", "stage_channels=16,24", "-o", "stage_strides=2,2", "-o", "depths=1", "-o", "kernels=3",
             "-o", "expands=3,6", "-o", "widths=0.5", "-o", "resolutions=32", "-o", "head_channels=32",

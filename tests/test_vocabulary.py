@@ -200,6 +200,7 @@ def test_benchmark_json_is_in_fractions(cli: Cli, shared_data: Path) -> None:
     assert d["settings"]["units"] == {"cifar10-val": "percent", "cifar10-test": "percent"}
 
 
+@pytest.mark.slow  # fits a predictor (seconds)
 def test_latency_fit_json_shares_are_fractions(tmp_path: Path, cli: Cli) -> None:
     import numpy as np
 

@@ -103,7 +103,7 @@ class SupernetSuite:
                 net.alpha.copy_(torch.randn(net.alpha.shape, generator=g))
             self._check_valid(net, space, net.derive())
 
-    @pytest.mark.parametrize("data_shape", [(1, 8, 8), (3, 12, 12)])
+    @pytest.mark.parametrize("data_shape", [(1, 8, 8), pytest.param((3, 12, 12), marks=pytest.mark.slow)])
     def test_supernet_of_the_space_fitted_to_data_trains(self, space: SearchSpace,
                                                           data_shape: tuple[int, int, int]) -> None:
         """What the one-shot job does: ``space.for_data(images, classes)``, then its supernet with those classes,
