@@ -40,7 +40,8 @@ def test_dataset_defaults_are_used_and_reported(cli, tmp_path) -> None:
     finally:
         torch.set_num_threads(threads)
     assert s["settings"]["space_options"] == {"C": 8}  # N was given: the user's value wins, C is the dataset's
-    assert s["settings"]["batch_size"] == 64 and s["settings"]["temperature_end"] == 0.1
+    assert s["settings"]["batch_size"] == 64 and s["settings"]["lr"] == 0.025
+    assert s["settings"]["temperature_end"] == 0.1
     assert s["settings"]["arch_lr"] == ARCH_LR_RANGE[1]  # one step: the largest
     assert s["settings"]["threads"] == 1
 
@@ -50,6 +51,7 @@ def test_retrain_and_bad_settings(cli, tmp_path) -> None:
                  "-o", "C=4", "--retrain-epochs", "1", "--out", str(tmp_path / "s"))
     assert s["retrain_epochs"] == 1 and 0 <= s["retrain_val_acc"] <= 1 and 0 <= s["inherited_val_acc"] <= 1
     assert "supernet_val_acc" not in s and s["warnings"] == []  # SPOS has no mixed supernet and no alpha
+    assert s["settings"]["lr"] == 0.05 and s["settings"]["batch_size"] == 64  # SPOS' own weight lr
     for args, msg in ((["spos", "--arch-lr", "0.1"], "--arch-lr 0.1 must be >= 0 and applies to darts and proxyless"),
                       (["darts", "--temperature-end", "0"], "--temperature-end 0.0 must be in (0, 1]"),
                       (["darts", "--retrain-epochs", "-1"], "--retrain-epochs -1 must be")):

@@ -232,9 +232,7 @@ def _settings(cfg: OneShotConfig, train_images: int) -> dict[str, Any]:
     added = space_defaults(cfg.dataset, cfg.space, cfg.space_options)
     if added:
         out["space_options"] = added
-    lr = cfg.lr if cfg.lr is not None else d["lr"]
-    if lr is not None:
-        out["lr"] = float(lr)
+    out["lr"] = float(cfg.lr if cfg.lr is not None else d["lr"][cfg.method])
     if cfg.arch_lr is not None:
         out["arch_lr"] = cfg.arch_lr
     elif cfg.method == "darts":

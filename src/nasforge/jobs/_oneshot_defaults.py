@@ -23,19 +23,23 @@ ALPHA_TRAVEL = 19.0
 
 ARCH_LR_RANGE = (3e-4, 0.3)
 
+METHOD_LR = {"darts": 0.025, "proxyless": 0.025, "spos": 0.05}
+"""Weight learning rate per method (the papers' and the library's defaults; SGD, cosine schedule)."""
+
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     # 8x8 grey digits, ~1,300 training images: a small supernet at the native resolution
     # one intra-op thread: its tiny convolutions gain nothing from two, and on a busy host two threads spin
     # (3 DARTS epochs: 37 s wall with 1 thread against 225 s with 2, the same host and load; bench/RESULTS.md)
     "digits": {"space_options": {"nb201": {"C": 8, "N": 1}, "darts": {"C": 8, "layers": 5}},
-               "batch_size": 64, "lr": 0.025, "temperature_end": 0.1, "threads": 1},
+               "batch_size": 64, "lr": METHOD_LR, "temperature_end": 0.1, "threads": 1},
     # 28x28 grey, 54,000 training images: NB201's width, one cell per stage
     "fashion-mnist": {"space_options": {"nb201": {"C": 16, "N": 1}, "darts": {"C": 16, "layers": 5}},
-                      "batch_size": 64, "lr": 0.025, "temperature_end": 0.1, "threads": None},
+                      "batch_size": 64, "lr": METHOD_LR, "temperature_end": 0.1, "threads": None},
     # 32x32 colour: the papers' search settings (NB201 C=16 N=5, DARTS C=16 8 layers)
-    "cifar10": {"space_options": {}, "batch_size": 64, "lr": 0.025, "temperature_end": 0.1, "threads": None},
+    "cifar10": {"space_options": {}, "batch_size": 64, "lr": METHOD_LR, "temperature_end": 0.1, "threads": None},
 }
-FALLBACK: dict[str, Any] = {"space_options": {}, "batch_size": 64, "lr": None, "temperature_end": 1.0, "threads": None}
+FALLBACK: dict[str, Any] = {"space_options": {}, "batch_size": 64, "lr": METHOD_LR, "temperature_end": 1.0,
+                            "threads": None}
 """Datasets not in the table: the methods' own defaults (the papers'), torch's thread count."""
 
 
