@@ -29,7 +29,7 @@ METHOD_LR = {"darts": 0.025, "proxyless": 0.025, "spos": 0.05}
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     # 8x8 grey digits, ~1,300 training images: a small supernet at the native resolution
     # one intra-op thread: its tiny convolutions gain nothing from two, and on a busy host two threads spin
-    # (3 DARTS epochs: 37 s wall with 1 thread against 225 s with 2, the same host and load; bench/RESULTS.md)
+    # (3 DARTS epochs: 35 s wall with 1 thread against 160 s with 2, the same host and load; bench/RESULTS.md)
     "digits": {"space_options": {"nb201": {"C": 8, "N": 1}, "darts": {"C": 8, "layers": 5}},
                "batch_size": 64, "lr": METHOD_LR, "temperature_end": 0.1, "threads": 1},
     # 28x28 grey, 54,000 training images: NB201's width, one cell per stage
