@@ -99,6 +99,7 @@ def test_ties_keep_the_first_seen_and_repeats_count(tmp_path: Path) -> None:
     assert len(set(tr.finals)) == 1 and tr.queries == 50
 
 
+@pytest.mark.slow
 def test_plot_and_text_table(joined: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _space()
     png = tmp_path / "b.png"
@@ -146,6 +147,7 @@ def test_workers_give_the_same_numbers(joined: Path) -> None:
     assert [t.finals for t in one.traces] == [t.finals for t in two.traces]
 
 
+@pytest.mark.slow
 def test_out_writes_a_benchmark_run_folder(joined: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from nasforge.jobs._runs import job_of
 

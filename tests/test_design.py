@@ -67,6 +67,7 @@ def test_tinynas_min_share_and_errors() -> None:
         tinynas("mobilenet", dev, [0.2], [48, 96], samples=20, options={"head_scale": False})
 
 
+@pytest.mark.slow
 def test_cli_tinynas(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plot = tmp_path / "cdf.png"
     args = ["design", "tinynas", "--space", "mobilenet", "--device", "stm32f746", "--samples", "40",
@@ -104,6 +105,7 @@ def test_space_spec_restriction() -> None:
         parse_space_spec("nb201:none")
 
 
+@pytest.mark.slow
 def test_edf_on_nb201(tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_data: Path) -> None:
     acc_csv = shared_data / "nb201_nats_tss" / "nb201_cifar10_test_200ep_mean3seeds.csv"
     specs = [parse_space_spec("nb201"), parse_space_spec("nb201:-none,-avg_pool_3x3")]

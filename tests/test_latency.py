@@ -72,6 +72,7 @@ def test_measure_latencies_interleaves_rounds_per_module_shapes_and_restores_mod
         measure_latencies([small], (1, 3, 8, 8), rounds=0)
 
 
+@pytest.mark.slow
 def test_onnxruntime() -> None:
     s = measure_latency(_net(), (1, 3, 32, 32), runtime="onnxruntime", warmup=2, repeats=10)
     assert s.runtime == "onnxruntime" and s.min_ms > 0

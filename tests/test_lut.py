@@ -46,6 +46,7 @@ def test_keys_are_typed_tuples() -> None:
     hash(k)
 
 
+@pytest.mark.slow
 def test_build_covers_every_block_and_round_trips(tiny_table: tuple[LatencyTable, object],
                                                   tmp_path: Path) -> None:
     table, sp = tiny_table
@@ -67,6 +68,7 @@ def test_build_covers_every_block_and_round_trips(tiny_table: tuple[LatencyTable
     assert raw["device"] == "cpu" and isinstance(raw["entries"][0]["key"], list)
 
 
+@pytest.mark.slow
 def test_per_decision_latency(tiny_table: tuple[LatencyTable, object]) -> None:
     table, sp = tiny_table
     a = sp.sample(np.random.default_rng(3))  # type: ignore[attr-defined]
@@ -77,6 +79,7 @@ def test_per_decision_latency(tiny_table: tuple[LatencyTable, object]) -> None:
     assert any(max(r) > min(r) for r in rows)  # some choices cost more than others
 
 
+@pytest.mark.slow
 def test_lut_sum_tracks_measured_latency(tiny_table: tuple[LatencyTable, object]) -> None:
     """Held-aside archs (not the fit networks): median |error| was 2-14% over five runs on a busy 2-core host,
     33% once under a load of 5 (the table and the networks timed at different loads); the bound is 50%."""

@@ -4,6 +4,7 @@ one active path in ProxylessNAS, latency loss moves probability to cheaper ops, 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from nasforge.oneshot import (
@@ -56,6 +57,7 @@ def test_fixed_subnet_equals_standalone() -> None:
             assert torch.allclose(net(x), std(x), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_darts_derives_valid_arch_and_records_history() -> None:
     space = tiny_space()
     res = darts(make_supernet(space), data(), data(seed=1), epochs=2, batch_size=16)
@@ -119,6 +121,7 @@ def test_spos_estimator_plugs_into_run_search(tmp_path) -> None:
     assert len(out.trials) == 6
 
 
+@pytest.mark.slow
 def test_darts_warmup_freezes_alpha_and_beta_decay_flattens_it() -> None:
     space = tiny_space()
     net = make_supernet(space)
@@ -135,6 +138,7 @@ def test_darts_warmup_freezes_alpha_and_beta_decay_flattens_it() -> None:
     assert spread[50.0] < spread[0.0]
 
 
+@pytest.mark.slow
 def test_same_seed_same_supernet_and_darts_pt_selection() -> None:
     space = tiny_space()
     a, b, c = make_supernet(space, seed=3), make_supernet(space, seed=3), make_supernet(space, seed=4)

@@ -23,6 +23,7 @@ def run_json(capsys, args: list[str]) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_darts_writes_run_dir(tmp_path, capsys) -> None:
     out = tmp_path / "d"
     s = run_json(capsys, ["oneshot", "darts", *NB201, *TINY, "--out", str(out)])

@@ -21,6 +21,7 @@ def test_darts_arch_lr_is_sized_to_the_run() -> None:
     assert darts_arch_lr(600, 0, 50000, 64) == ARCH_LR_RANGE[0]
 
 
+@pytest.mark.slow
 def test_alpha_that_did_not_move_is_warned_about_on_stderr_and_in_the_summary(cli, tmp_path) -> None:
     s = cli.json("oneshot", "darts", "--dataset", "digits", "--subset", "64", "--epochs", "1", "--arch-lr", "0",
                  "--out", str(tmp_path / "d"))
@@ -30,6 +31,7 @@ def test_alpha_that_did_not_move_is_warned_about_on_stderr_and_in_the_summary(cl
     assert "darts epoch 1/1 step 1/1" in cli.err  # progress on stderr under --json
 
 
+@pytest.mark.slow
 def test_dataset_defaults_are_used_and_reported(cli, tmp_path) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(2)  # the run trains digits on 1 thread and gives the caller's count back
@@ -46,6 +48,7 @@ def test_dataset_defaults_are_used_and_reported(cli, tmp_path) -> None:
     assert s["settings"]["threads"] == 1
 
 
+@pytest.mark.slow
 def test_retrain_and_bad_settings(cli, tmp_path) -> None:
     s = cli.json("oneshot", "spos", "--dataset", "digits", "--subset", "64", "--epochs", "1", "--budget", "2",
                  "-o", "C=4", "--retrain-epochs", "1", "--out", str(tmp_path / "s"))

@@ -139,6 +139,7 @@ def test_space_without_supernet_and_bad_options() -> None:
         make_supernet(darts_space(), resolution=8)
 
 
+@pytest.mark.slow
 def test_derive_under_latency_is_the_most_probable_path_within_the_target() -> None:
     import itertools
 

@@ -29,7 +29,7 @@ def run(method: str, seed: int, **kw):
     return net, res
 
 
-@pytest.mark.parametrize("method", ["darts", "proxyless", "spos"])
+@pytest.mark.parametrize("method", [pytest.param("darts", marks=pytest.mark.slow), "proxyless", "spos"])
 def test_same_seed_same_result_without_touching_the_global_rng(method: str) -> None:
     torch.random.manual_seed(123)  # the test's own global state, which the runs must neither use nor move
     before = torch.get_rng_state()
@@ -55,6 +55,7 @@ def test_progress_comes_per_step_and_accuracies_are_fractions() -> None:
     assert 0 <= res.info["supernet_val_acc"] <= 1 and len(res.info["supernet_val_acc_per_epoch"]) == 2
 
 
+@pytest.mark.slow
 def test_alpha_that_barely_moved_is_warned_about() -> None:
     _, still = run("darts", seed=0, arch_lr=0.0)
     assert still.info["alpha_max_prob_change"] < ALPHA_STILL
@@ -65,6 +66,7 @@ def test_alpha_that_barely_moved_is_warned_about() -> None:
     assert sp.warnings == [] and "alpha_max_prob_change" not in sp.info  # SPOS has no architecture parameters
 
 
+@pytest.mark.slow
 def test_retrain_trains_the_derived_network_from_fresh_weights() -> None:
     net, res = run("darts", seed=0)
     before = {k: v.clone() for k, v in net.state_dict().items()}

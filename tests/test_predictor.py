@@ -59,6 +59,7 @@ def test_beats_naive_baseline_on_a_phone_column(shared_data: Path) -> None:
     assert ours.metrics["spearman"] > 0.9
 
 
+@pytest.mark.slow
 def test_cli_fit_json_keys_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sp = get_space("nb201")
     rng = np.random.default_rng(1)

@@ -46,6 +46,7 @@ def test_onnx_matches_pytorch(run_dir: Path) -> None:
         assert abs(got - model(x).numpy()).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_report_and_export_rebuild(run_dir: Path, tmp_path: Path) -> None:
     (run_dir / "report.html").unlink()
     assert main(["report", str(run_dir)]) == 0
