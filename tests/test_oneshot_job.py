@@ -55,6 +55,7 @@ def test_retrain_and_bad_settings(cli, tmp_path) -> None:
     assert s["retrain_epochs"] == 1 and 0 <= s["retrain_val_acc"] <= 1 and 0 <= s["inherited_val_acc"] <= 1
     assert "supernet_val_acc" not in s and s["warnings"] == []  # SPOS has no mixed supernet and no alpha
     assert s["settings"]["lr"] == 0.05 and s["settings"]["batch_size"] == 64  # SPOS' own weight lr
+    assert not (tmp_path / "s" / "probabilities.png").exists() and (tmp_path / "s" / "history.png").exists()
     for args, msg in ((["spos", "--arch-lr", "0.1"], "--arch-lr 0.1 must be >= 0 and applies to darts and proxyless"),
                       (["darts", "--temperature-end", "0"], "--temperature-end 0.0 must be in (0, 1]"),
                       (["darts", "--retrain-epochs", "-1"], "--retrain-epochs -1 must be")):

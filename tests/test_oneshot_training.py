@@ -64,6 +64,7 @@ def test_alpha_that_barely_moved_is_warned_about() -> None:
     assert moved.info["alpha_max_prob_change"] > ALPHA_STILL and moved.warnings == []
     _, sp = run("spos", seed=0)
     assert sp.warnings == [] and "alpha_max_prob_change" not in sp.info  # SPOS has no architecture parameters
+    assert sp.history == [] and sp.derived == [] and sp.epochs == 2  # nor probabilities to plot
 
 
 @pytest.mark.slow

@@ -81,7 +81,7 @@ class Loop:
     """
 
     def __init__(self, net: Supernet, method: str, train: Batch, val: Batch, epochs: int, batch_size: int,
-                 lr: float, seed: int, progress: Progress | None = None) -> None:
+                 lr: float, seed: int, progress: Progress | None = None, learns_alpha: bool = True) -> None:
         check_data(train, val)
         if epochs < 1 or batch_size < 1:
             raise NasforgeError(f"epochs={epochs} and batch_size={batch_size} must be >= 1")
@@ -94,6 +94,7 @@ class Loop:
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=max(1, epochs * self.steps),
                                                                 eta_min=lr * 0.01)
         self.progress = progress
+        self.learns_alpha = learns_alpha  # SPOS samples paths uniformly: no probabilities to record or judge
         self.result = OneShotResult(method, net.derive(), 0, 0.0)
         self.start_probs = net.probs().detach().cpu().clone()
         self.t0 = time.perf_counter()
@@ -133,21 +134,22 @@ class Loop:
             self.progress(ep + 1, {"step": self._done, "steps": self.steps, "loss": self._loss / self._done})
 
     def epoch_done(self, ep: int, **figures: float) -> None:
-        """Record the epoch's probabilities and derived architecture; report the epoch's figures."""
-        arch = self.net.derive()
-        self.result.history.append(self.net.probs().detach().cpu().tolist())
-        self.result.derived.append(str(arch))
+        """Record the epoch's probabilities and derived architecture (methods that learn alpha); report the
+        epoch's figures."""
+        if self.learns_alpha:
+            self.result.history.append(self.net.probs().detach().cpu().tolist())
+            self.result.derived.append(str(self.net.derive()))
         self.result.epochs = ep + 1
         if self.progress:
             self.progress(ep + 1, {"step": self._done, "steps": self.steps,
                                    "loss": self._loss / max(1, self._done), **figures})
 
-    def finish(self, track_alpha: bool = True) -> OneShotResult:
+    def finish(self) -> OneShotResult:
         """The result with its time and, for methods that learn alpha, how far the probabilities moved (and a
         warning when that is below ``ALPHA_STILL``)."""
         res = self.result
         res.seconds = time.perf_counter() - self.t0
-        if track_alpha:
+        if self.learns_alpha:
             moved = alpha_moved(self.start_probs, self.net.probs().detach().cpu())
             res.info["alpha_max_prob_change"] = moved
             if moved < ALPHA_STILL:
