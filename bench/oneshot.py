@@ -29,18 +29,10 @@ import torch
 
 from nasforge.data import Dataset, load_dataset
 from nasforge.hardware import measure_latencies
-from nasforge.oneshot import (
-    SupernetEstimator,
-    count_op,
-    darts,
-    latency_range,
-    make_supernet,
-    measure_choice_latency,
-    path_latency,
-    proxyless,
-    spos,
-    step_peak_memory,
-)
+from nasforge.oneshot import SupernetEstimator, darts, make_supernet, proxyless, spos
+from nasforge.oneshot._latency import latency_range, measure_choice_latency, path_latency
+from nasforge.oneshot._memory import step_peak_memory
+from nasforge.oneshot._training import count_op
 from nasforge.spaces import Architecture, SearchSpace, get_space
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -7,16 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from nasforge.oneshot import (
-    ChoiceBlock,
-    SupernetEstimator,
-    darts,
-    expected_latency,
-    make_supernet,
-    proxyless,
-    proxyless_alpha_step,
-    spos,
-)
+from nasforge.oneshot import SupernetEstimator, darts, make_supernet, proxyless, spos
+from nasforge.oneshot._latency import expected_latency
+from nasforge.oneshot._method_proxyless import proxyless_alpha_step
+from nasforge.oneshot._supernet import ChoiceBlock
 from nasforge.spaces import get_space
 
 torch.set_num_threads(1)

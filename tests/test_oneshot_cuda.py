@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from nasforge.cli import main
-from nasforge.oneshot import darts, make_supernet, proxyless, spos, step_peak_memory
+from nasforge.oneshot import darts, make_supernet, proxyless, spos
+from nasforge.oneshot._memory import step_peak_memory
 from nasforge.spaces import get_space
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from nasforge.errors import NasforgeError
-from nasforge.oneshot import METHODS, example_space, list_supernets, make_supernet
+from nasforge.oneshot import list_supernets, make_supernet
+from nasforge.oneshot._registry import METHODS, example_space
 from nasforge.spaces import get_space
 
 torch.set_num_threads(1)

@@ -9,16 +9,9 @@ import pytest
 import torch
 
 from nasforge.errors import NasforgeError
-from nasforge.oneshot import (
-    darts,
-    latency_range,
-    make_supernet,
-    measure_choice_latency,
-    path_latency,
-    proxyless,
-    spos,
-    step_peak_memory,
-)
+from nasforge.oneshot import darts, make_supernet, proxyless, spos
+from nasforge.oneshot._latency import latency_range, measure_choice_latency, path_latency
+from nasforge.oneshot._memory import step_peak_memory
 from nasforge.spaces import get_space
 
 torch.set_num_threads(1)
@@ -143,7 +136,7 @@ def test_space_without_supernet_and_bad_options() -> None:
 def test_derive_under_latency_is_the_most_probable_path_within_the_target() -> None:
     import itertools
 
-    from nasforge.oneshot import derive_under_latency
+    from nasforge.oneshot._method_proxyless import derive_under_latency
 
     space = mobile_space()
     net = make_supernet(space, resolution=8, width=1.0)

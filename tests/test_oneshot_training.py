@@ -7,7 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nasforge.oneshot import ALPHA_STILL, darts, example_space, make_supernet, proxyless, retrain, spos
+from nasforge.oneshot import darts, make_supernet, proxyless, retrain, spos
+from nasforge.oneshot._registry import example_space
+from nasforge.oneshot._training import ALPHA_STILL
 
 torch.set_num_threads(1)
 

@@ -25,22 +25,11 @@ from nasforge.errors import NasforgeError
 from nasforge.jobs._config import JobOptions
 from nasforge.jobs._oneshot_defaults import darts_arch_lr, dataset_defaults, space_defaults
 from nasforge.jobs._runs import check_run_dir, config_text
-from nasforge.oneshot import (
-    METHODS,
-    OneShotResult,
-    Supernet,
-    SupernetEstimator,
-    darts,
-    latency_range,
-    make_supernet,
-    measure_choice_latency,
-    path_latency,
-    proxyless,
-    retrain,
-    spos,
-    step_peak_memory,
-    table_from_lut,
-)
+from nasforge.oneshot import Supernet, SupernetEstimator, darts, make_supernet, proxyless, retrain, spos
+from nasforge.oneshot._latency import latency_range, measure_choice_latency, path_latency, table_from_lut
+from nasforge.oneshot._memory import step_peak_memory
+from nasforge.oneshot._registry import METHODS
+from nasforge.oneshot._training import OneShotResult
 
 DEVICES = ("cpu", "cuda")
 Status = Callable[[str], None]

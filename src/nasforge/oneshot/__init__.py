@@ -11,55 +11,23 @@ method (``_method_darts``, ``_method_proxyless``, ``_method_spos``) on the share
 from __future__ import annotations
 
 from nasforge.oneshot._estimator import SupernetEstimator
-from nasforge.oneshot._latency import (
-    expected_latency,
-    latency_range,
-    measure_choice_latency,
-    path_latency,
-    table_from_lut,
-)
-from nasforge.oneshot._memory import step_peak_memory
-from nasforge.oneshot._method_darts import darts, perturbation_select
-from nasforge.oneshot._method_proxyless import derive_under_latency, proxyless, proxyless_alpha_step
+from nasforge.oneshot._method_darts import darts
+from nasforge.oneshot._method_proxyless import proxyless
 from nasforge.oneshot._method_spos import spos
-from nasforge.oneshot._registry import (
-    METHODS,
-    example_space,
-    list_supernets,
-    make_supernet,
-    register_supernet,
-)
+from nasforge.oneshot._registry import list_supernets, make_supernet, register_supernet
 from nasforge.oneshot._retrain import retrain
-from nasforge.oneshot._supernet import ChoiceBlock, Supernet, recalibrate_bn
-from nasforge.oneshot._training import ALPHA_STILL, OneShotResult, count_op, mixed_accuracy
+from nasforge.oneshot._supernet import Supernet
 
 __all__ = [
-    "ALPHA_STILL",
-    "METHODS",
-    "ChoiceBlock",
-    "OneShotResult",
     "Supernet",
     "SupernetEstimator",
-    "count_op",
     "darts",
-    "derive_under_latency",
-    "example_space",
-    "expected_latency",
-    "latency_range",
     "list_supernets",
     "make_supernet",
-    "measure_choice_latency",
-    "mixed_accuracy",
-    "path_latency",
-    "perturbation_select",
     "proxyless",
-    "proxyless_alpha_step",
-    "recalibrate_bn",
     "register_supernet",
     "retrain",
     "spos",
-    "step_peak_memory",
-    "table_from_lut",
 ]
 
 # Supernets register themselves when imported (one import line per supernet module).

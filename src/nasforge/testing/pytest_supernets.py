@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from nasforge.oneshot import Supernet, darts, example_space, list_supernets, make_supernet, spos
+from nasforge.oneshot import Supernet, darts, list_supernets, make_supernet, spos
+from nasforge.oneshot._registry import example_space
 from nasforge.spaces import Architecture, SearchSpace
 
 
