@@ -314,3 +314,15 @@ def test_a_oneshot_run_that_fails_late_leaves_no_folder(tmp_path: Path, monkeypa
         main(["oneshot", "spos", "--space", "nb201", "-o", "C=4", "-o", "N=1", "--dataset", "digits",
               "--subset", "32", "--val-subset", "16", "--epochs", "1", "--budget", "2", "--out", str(out)])
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["search"], ["oneshot", "darts"], ["oneshot", "spos"]])
+def test_a_refused_folder_prints_exactly_one_line(command: list[str], tmp_path: Path, no_work: list[str],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The progress bar starts with the first progress: a command refused before any work prints only its error
+    line (it printed an empty bar line first)."""
+    (tmp_path / "notes.txt").write_text("not a run")
+    assert main([*command, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, repr(err)
+    assert no_work == []

@@ -38,13 +38,19 @@ def parse_options(items: list[str] | None, flag: str = "--option") -> dict[str, 
 
 
 class Bar:
-    """A progress bar's handle: ``update(done, total, text)``; the first call shows the bar."""
+    """A progress bar's handle: ``update(done, total, text)``; the first call shows the bar (a command that stops
+    before any progress, e.g. on a bad option, prints only its error line)."""
 
     def __init__(self, progress: Progress, label: str) -> None:
         self._progress, self._label = progress, label
 
+    @property
+    def started(self) -> bool:
+        return bool(self._progress.tasks)
+
     def update(self, done: float, total: int | None, text: str = "") -> None:
         if not self._progress.tasks:
+            self._progress.start()
             self._progress.add_task(self._label, total=total, info="")
         self._progress.update(self._progress.tasks[0].id, completed=done, total=total, info=text)
 
@@ -54,8 +60,12 @@ def progress_bar(label: str, console: Console) -> Iterator[Bar]:
     """A rich bar on ``console`` (stderr; quiet under ``--json``): label, bar, done/total, a text, elapsed time."""
     progress = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False)
-    with progress:
-        yield Bar(progress, label)
+    bar = Bar(progress, label)
+    try:
+        yield bar
+    finally:
+        if bar.started:
+            progress.stop()
 
 
 def stderr_console(quiet: bool) -> Console:
