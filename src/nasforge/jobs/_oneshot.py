@@ -136,11 +136,7 @@ def prepare_space(cfg: OneShotConfig, data_shape: Sequence[int], num_classes: in
             space = space.with_inputs(resolutions=[r], widths=[w])
         sn.update(resolution=r, width=w)
     net = make_supernet(space, num_classes=num_classes, seed=cfg.seed, **sn)
-    if isinstance(space, StagedSpace):
-        shape: tuple[int, ...] = (space.in_channels, int(sn["resolution"]), int(sn["resolution"]))
-    else:
-        shape = (3, space.resolution, space.resolution)
-    return space, net, shape
+    return space, net, tuple(net.input_shape())
 
 
 def latency_model(cfg: OneShotConfig, net: Supernet, shape: tuple[int, ...], status: Status | None = None,
