@@ -1,4 +1,5 @@
-"""Run folders: which job wrote a run, and whether a job may write into a folder, checked before any work.
+"""Run folders: whether a job may write into a folder, checked before any work (which job wrote a run is
+``runner._store.job_of``, which ``report`` reads too).
 
 A job writes into an output folder only when it is new, empty, or (resume) a run of the *same* job. Every job
 records its name as ``job`` in its run's config: the ``config.yaml`` of a one-shot run, and the ``extra`` config
@@ -14,39 +15,9 @@ from typing import Any
 import yaml
 
 from nasforge.errors import NasforgeError
+from nasforge.runner._store import CONFIG_NAME, RUN_SEARCH, job_of
 
-CONFIG_NAME = "config.yaml"
-RUN_SEARCH = "run_search"
-"""What ``job_of`` says of a run store written by ``run_search`` from Python, not by a job."""
-
-
-def job_of(path: str | os.PathLike[str]) -> str | None:
-    """The name of the job whose run ``path`` holds (``search``, ``oneshot``, ...), ``run_search`` for a run store
-    written from Python, None when ``path`` holds no nasforge run."""
-    from nasforge.runner import RunStore
-    from nasforge.runner._store import is_run_dir
-
-    p = Path(path)
-    if is_run_dir(p):
-        with RunStore.open(p) as store:
-            job = (store.config.get("extra") or {}).get("job")
-        if isinstance(job, str):
-            return job
-        return "search" if isinstance(job, dict) else RUN_SEARCH  # a dict: a search run written before `job`
-    cfg = p / CONFIG_NAME
-    if not cfg.is_file():
-        return None
-    try:
-        data = yaml.safe_load(cfg.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        return None
-    if isinstance(data, dict):
-        if isinstance(data.get("job"), str):
-            return str(data["job"])
-        if "method" in data and "supernet_options" in data:  # a one-shot run written before `job`
-            return "oneshot"
-    return None
-
+__all__ = ["CONFIG_NAME", "RUN_SEARCH", "check_run_dir", "config_text", "job_of"]
 
 def check_run_dir(path: str | os.PathLike[str], job: str, resume: bool = False, can_resume: bool = True) -> Path:
     """``path`` as a Path if ``job`` may write its run there, else one clear line (``NasforgeError``).

@@ -130,6 +130,35 @@ def is_run_dir(path: str | os.PathLike[str]) -> bool:
     return row is not None and row[0] == FORMAT
 
 
+RUN_SEARCH = "run_search"
+"""What ``job_of`` says of a run store written by ``run_search`` from Python, not by a job."""
+
+
+def job_of(path: str | os.PathLike[str]) -> str | None:
+    """The name of the job whose run ``path`` holds (``search``, ``oneshot``, ...), ``run_search`` for a run store
+    written from Python, None when ``path`` holds no nasforge run."""
+    p = Path(path)
+    if is_run_dir(p):
+        with RunStore.open(p) as store:
+            job = (store.config.get("extra") or {}).get("job")
+        if isinstance(job, str):
+            return job
+        return "search" if isinstance(job, dict) else RUN_SEARCH  # a dict: a search run written before `job`
+    cfg = p / CONFIG_NAME
+    if not cfg.is_file():
+        return None
+    try:
+        data = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return None
+    if isinstance(data, dict):
+        if isinstance(data.get("job"), str):
+            return str(data["job"])
+        if "method" in data and "supernet_options" in data:  # a one-shot run written before `job`
+            return "oneshot"
+    return None
+
+
 def check_new_run_dir(out_dir: str | os.PathLike[str]) -> Path:
     """``out_dir`` as a Path if a new run may be created there (absent or an empty folder); else one clear line."""
     path = Path(out_dir)
