@@ -7,13 +7,10 @@ import math
 import time
 from collections.abc import Callable
 
-import torch
-import torch.nn.functional as F
-
 from nasforge.errors import NasforgeError
 from nasforge.oneshot._rng import generator, torch_seeded
 from nasforge.oneshot._supernet import Supernet
-from nasforge.oneshot._training import Batch, accuracy, batches, check_data
+from nasforge.oneshot._training import Batch, accuracy, batches, check_data, sgd, sgd_step
 from nasforge.spaces import Architecture
 
 
@@ -37,19 +34,13 @@ def retrain(net: Supernet, arch: Architecture, train: Batch, val: Batch, epochs:
                 reset()
         g = generator(seed + 1)
         steps = math.ceil(len(train[0]) / batch_size)
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=3e-4, nesterov=True)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps, eta_min=lr * 0.01)
+        params = list(model.parameters())
+        opt, sched = sgd(params, lr, epochs * steps)
         for ep in range(epochs):
             model.train()
             total = 0.0
             for i, (x, y) in enumerate(batches(*train, batch_size, g)):
-                opt.zero_grad()
-                loss = F.cross_entropy(model(x), y)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-                opt.step()
-                sched.step()
-                total += float(loss.detach())
+                total += sgd_step(model, params, opt, sched, x, y)
                 if progress:
                     progress(ep + 1, {"step": i + 1, "steps": steps, "loss": total / (i + 1)})
     return {"retrain_val_acc": accuracy(model, val), "retrain_epochs": epochs,

@@ -70,6 +70,27 @@ def count_op(space: SearchSpace, arch: Architecture, op: str) -> int:
     return sum(1 for d, c in zip(space.decisions(), arch.choices, strict=True) if d.choices[c] == op)
 
 
+def sgd(params: list[torch.nn.Parameter], lr: float, total_steps: int
+        ) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.CosineAnnealingLR]:
+    """The weight optimiser of every one-shot training (supernets and the retrain): SGD, momentum 0.9, Nesterov,
+    weight decay 3e-4, cosine schedule from ``lr`` to ``lr / 100`` over ``total_steps``."""
+    opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=3e-4, nesterov=True)
+    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total_steps), eta_min=lr * 0.01)
+
+
+def sgd_step(model: torch.nn.Module, params: list[torch.nn.Parameter], opt: torch.optim.Optimizer,
+             sched: torch.optim.lr_scheduler.LRScheduler, x: Tensor, y: Tensor) -> float:
+    """One step of ``opt`` on the cross-entropy of ``model(x)``, gradients of ``params`` clipped at norm 5, then
+    one step of the schedule; the loss."""
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 5.0)
+    opt.step()
+    sched.step()
+    return float(loss.detach())
+
+
 class Loop:
     """The training preamble and loop every method shares, written once.
 
@@ -90,9 +111,7 @@ class Loop:
         self.rng = np.random.default_rng(seed)
         self.g = generator(seed)
         self.steps = math.ceil(len(train[0]) / batch_size)
-        self.opt = torch.optim.SGD(net.weight_parameters(), lr=lr, momentum=0.9, weight_decay=3e-4, nesterov=True)
-        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=max(1, epochs * self.steps),
-                                                                eta_min=lr * 0.01)
+        self.opt, self.sched = sgd(net.weight_parameters(), lr, epochs * self.steps)
         self.progress = progress
         self.learns_alpha = learns_alpha  # SPOS samples paths uniformly: no probabilities to record or judge
         self.result = OneShotResult(method, net.derive(), 0, 0.0)
@@ -117,14 +136,7 @@ class Loop:
 
     def weight_step(self, x: Tensor, y: Tensor) -> float:
         """One SGD step of the supernet's weights on the path it is set to; the loss."""
-        net = self.net
-        self.opt.zero_grad()
-        loss = F.cross_entropy(net(x), y)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.weight_parameters(), 5.0)
-        self.opt.step()
-        self.sched.step()
-        return float(loss.detach())
+        return sgd_step(self.net, self.net.weight_parameters(), self.opt, self.sched, x, y)
 
     def step_done(self, ep: int, loss: float) -> None:
         """Count one step of epoch ``ep`` (0-based) and report progress (running mean loss)."""
@@ -177,14 +189,11 @@ def mixed_accuracy(net: Supernet, val: Batch, batch_size: int = 256, temperature
         m.momentum = 0.0  # batch statistics without moving the running ones
     net.train()
     net.set_darts(temperature)
-    x, y = val
-    correct = 0
-    for i in range(0, len(x), batch_size):
-        correct += int((net(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+    acc = _accuracy(net, val, batch_size)
     for m, mom in zip(bns, saved, strict=True):
         m.momentum = mom
     net.train(was)
-    return correct / len(x)
+    return acc
 
 
 @torch.no_grad()
@@ -192,9 +201,15 @@ def accuracy(net: torch.nn.Module, val: Batch, batch_size: int = 256) -> float:
     """Validation accuracy (a fraction) of ``net`` in eval mode (running batch-norm statistics)."""
     was = net.training
     net.eval()
+    acc = _accuracy(net, val, batch_size)
+    net.train(was)
+    return acc
+
+
+def _accuracy(net: torch.nn.Module, val: Batch, batch_size: int) -> float:
+    """The fraction of ``val`` that ``net`` classifies right, in whatever mode it is set to."""
     x, y = val
     correct = 0
     for i in range(0, len(x), batch_size):
         correct += int((net(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-    net.train(was)
     return correct / len(x)
