@@ -410,11 +410,7 @@ def benchmark_job(options: BenchmarkConfig | Mapping[str, Any],
     from nasforge.report import write_report
     from nasforge.spaces import get_space
 
-    if isinstance(options, BenchmarkConfig):
-        options.validate()
-        cfg = options
-    else:
-        cfg = BenchmarkConfig.new(options)
+    cfg = BenchmarkConfig.of(options)
     out = None if cfg.out is None else check_run_dir(cfg.out, BenchmarkConfig.JOB, can_resume=False)
     space = get_space(cfg.space)
     table = TabularEstimator(cfg.table, cfg.arch_col, cfg.reward_col, final_col=cfg.final_col, time_col=cfg.time_col,

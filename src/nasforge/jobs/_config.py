@@ -116,6 +116,15 @@ class JobOptions:
         return cfg
 
     @classmethod
+    def of(cls: type[C], options: C | Mapping[str, Any]) -> C:
+        """The config of a new run from what a job was called with: a config (validated), or the options given
+        on top of the defaults (``new``)."""
+        if isinstance(options, Mapping):
+            return cls.new(options)
+        options.validate()
+        return options
+
+    @classmethod
     def resumed(cls: type[C], stored: Mapping[str, Any], given: Mapping[str, Any], where: str | Path) -> C:
         """The stored run's config with the given options that may change on resume; any other option given
         must equal the stored one (for mapping options: the stored mapping holds each given key with its value)."""

@@ -163,11 +163,7 @@ def run_oneshot(options: OneShotConfig | Mapping[str, Any],
     end); the summary. ``options`` is a config or the options given (the others take their defaults)."""
     from nasforge.data import dataset_info, load_dataset
 
-    if isinstance(options, OneShotConfig):
-        options.validate()
-        cfg = options
-    else:
-        cfg = OneShotConfig.new(options)
+    cfg = OneShotConfig.of(options)
     out = check_run_dir(cfg.out or cfg.default_out(), OneShotConfig.JOB, can_resume=False)
     cfg = replace(cfg, out=str(out))
     info = dataset_info(cfg.dataset)
