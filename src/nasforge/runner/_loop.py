@@ -1,4 +1,4 @@
-"""The search loop: ask, check constraints, evaluate (inline or in a process pool), tell, store.
+"""The search loop: ask, check constraints, evaluate (on a backend, ``_backends``), tell, store.
 
 The schedule is a deterministic function of what the strategy asks, so the same seed gives the same
 run for any worker timing: keep up to ``workers`` evaluations in flight, and always tell the *oldest*
@@ -14,20 +14,17 @@ uninterrupted run, a run killed at any point and resumed ends with the same tria
 from __future__ import annotations
 
 import math
-import multiprocessing
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from nasforge import __version__
 from nasforge.errors import NasforgeError
 from nasforge.estimators import Estimator, Result
+from nasforge.runner._backends import Backend, Pending, WorkerLost, make_backend
 from nasforge.runner._constraints import ALIASES, Constraint, Constraints, LatencyFn, pareto_front, parse_constraints
 from nasforge.runner._store import RunStore, Trial
 from nasforge.spaces import Architecture, SearchSpace
@@ -73,81 +70,6 @@ def pareto_trials(trials: Sequence[Trial], objective: str) -> tuple[Trial, ...]:
     pts = [t for t in trials if t.ok and isinstance(t.cost.get(objective), int | float)]
     idx = pareto_front([(float(t.reward or 0.0), float(t.cost[objective])) for t in pts])
     return tuple(pts[i] for i in idx)
-
-
-# -- evaluation (runs in the main process or in a pool worker) ------------------------------------------
-def evaluate_safely(estimator: Estimator, arch: Architecture) -> tuple[Result, float]:
-    """(result, wall seconds); an estimator that raises or returns nonsense gives status ``failed``."""
-    t0 = time.perf_counter()
-    try:
-        res = estimator.evaluate(arch)
-        if not isinstance(res, Result):
-            res = Result.failure(f"estimator returned {type(res).__name__}, not a Result")
-        elif res.status == "ok" and (res.reward is None or not math.isfinite(float(res.reward))):
-            res = Result(None, res.metrics, res.cost, res.seconds, "failed", f"reward is {res.reward}")
-    except Exception as e:  # the search goes on; the error text is kept with the trial
-        last = traceback.format_exception_only(type(e), e)[-1].strip()
-        res = Result.failure(last)
-    return res, time.perf_counter() - t0
-
-
-_WORKER_ESTIMATOR: Estimator | None = None
-
-
-def _init_worker(estimator: Estimator) -> None:
-    global _WORKER_ESTIMATOR
-    _WORKER_ESTIMATOR = estimator
-
-
-def _evaluate_in_worker(arch: Architecture) -> tuple[Result, float]:
-    assert _WORKER_ESTIMATOR is not None
-    return evaluate_safely(_WORKER_ESTIMATOR, arch)
-
-
-class _Pending(Protocol):
-    def result(self) -> tuple[Result, float]: ...
-
-
-class _Inline:
-    """An evaluation run lazily in this process when its result is wanted (workers=1)."""
-
-    def __init__(self, estimator: Estimator, arch: Architecture) -> None:
-        self.estimator, self.arch = estimator, arch
-
-    def result(self) -> tuple[Result, float]:
-        return evaluate_safely(self.estimator, self.arch)
-
-
-class _Backend:
-    """Inline evaluation for one worker, a spawn-safe process pool for more."""
-
-    def __init__(self, estimator: Estimator, workers: int) -> None:
-        self.estimator = estimator
-        self.workers = workers
-        self.pool: ProcessPoolExecutor | None = None
-
-    def _pool(self) -> ProcessPoolExecutor:
-        if self.pool is None:
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_init_worker, initargs=(self.estimator,))
-        return self.pool
-
-    def submit(self, arch: Architecture) -> _Pending:
-        if self.workers <= 1:
-            return _Inline(self.estimator, arch)
-        fut: Future[tuple[Result, float]] = self._pool().submit(_evaluate_in_worker, arch)
-        return fut
-
-    def restart(self) -> None:
-        """After a worker died: drop the broken pool (the next submit makes a new one)."""
-        if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = None
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
 
 
 # -- the loop ----------------------------------------------------------------------------------------------
@@ -278,8 +200,8 @@ class _Loop:
 
     # the schedule ----------------------------------------------------------------------------------------
     def run(self) -> SearchResult:
-        backend = _Backend(self.estimator, self.workers)
-        inflight: deque[tuple[int, _Pending]] = deque()
+        backend = make_backend(self.estimator, self.workers)
+        inflight: deque[tuple[int, Pending]] = deque()
         stopped = "budget"
         try:
             if self.store is not None:
@@ -301,7 +223,7 @@ class _Loop:
                 number, pending = inflight.popleft()
                 try:
                     res, wall = pending.result()
-                except BrokenProcessPool:
+                except WorkerLost:
                     res, wall = Result.failure("worker process died (killed or out of memory)"), 0.0
                     backend.restart()
                     inflight = deque((n, backend.submit(self.archs[n])) for n, _ in inflight)
@@ -314,7 +236,7 @@ class _Loop:
         return SearchResult(tuple(self.trials), self.best, pareto, self.objective,
                             None if self.store is None else self.store.path, stopped)
 
-    def _ask(self, backend: _Backend) -> tuple[int, _Pending | None] | None:
+    def _ask(self, backend: Backend) -> tuple[int, Pending | None] | None:
         try:
             arch = self.strategy.ask()
         except StopIteration:
