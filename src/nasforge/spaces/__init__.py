@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from nasforge.spaces._base import (
+    TASKS,
     Architecture,
     Decision,
     SearchSpace,
+    check_task,
     get_space,
     list_spaces,
     register_space,
@@ -13,10 +15,12 @@ from nasforge.spaces._base import (
 from nasforge.spaces._result import Result
 
 __all__ = [
+    "TASKS",
     "Architecture",
     "Decision",
     "Result",
     "SearchSpace",
+    "check_task",
     "get_space",
     "list_spaces",
     "register_space",

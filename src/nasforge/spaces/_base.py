@@ -62,15 +62,34 @@ class Decision:
         return len(self.choices)
 
 
+#: The prediction tasks a space's networks can serve (the dense contract, see ``SearchSpace.tasks``).
+TASKS: tuple[str, ...] = ("classification", "segmentation", "detection")
+
+
+def check_task(task: Any) -> str:
+    """``task`` if it is one of ``TASKS``, else a one-line ``NasforgeError`` naming the allowed ones."""
+    if not isinstance(task, str) or task not in TASKS:
+        raise NasforgeError(f"unknown task {task!r}; allowed: {', '.join(TASKS)}")
+    return task
+
+
 class SearchSpace(ABC):
     """Base class of every space. Subclasses define the decisions, the canonical string, cost and build.
 
     Defaults here work on the flat decisions: uniform ``sample``, one-decision ``mutate``, uniform
     ``crossover`` and ``size`` as a product. Spaces whose decisions are conditional (e.g. variable depth)
     override ``active``, ``size`` and ``sample`` so that sampling stays uniform over distinct archs.
+
+    Tasks (the dense contract): ``tasks`` lists what the space's networks can serve; ``task`` is the one
+    this instance builds for. Classification networks map (N, C, H, W) to logits (N, classes); segmentation
+    ones to logits (N, classes, H, W) at the input's resolution (class 0 is background); detection ones to a
+    tuple of per-level (N, classes + 5, H/s, W/s) maps (FCOS-style: class logits, 4 raw box distances whose
+    pixel distance is exp(raw) * s, a centerness logit) and carry ``strides``.
     """
 
     name: str = "space"
+    tasks: tuple[str, ...] = ("classification",)
+    task: str = "classification"
 
     # -- the algorithm's view ----------------------------------------------------------------------
     @abstractmethod
@@ -192,11 +211,21 @@ class SearchSpace(ABC):
         """The (C, H, W) input the built network expects."""
         raise NotImplementedError
 
-    def for_data(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str] = ()) -> SearchSpace:
-        """This space fitted to a dataset of ``input_shape`` (C, H, W) images and ``num_classes`` classes: a new
-        space with its input channels, classes and input resolution set from the data (what each space can set;
-        a space with a fixed 3-channel stem keeps it and the data is re-channelled). Options named in ``keep``
-        (the ones a user set) are left as they are. A space that cannot fit raises ``NasforgeError`` saying why."""
+    def for_data(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str] = (),
+                 task: str = "classification") -> SearchSpace:
+        """This space fitted to a dataset of ``input_shape`` (C, H, W) images and ``num_classes`` classes for
+        ``task``: a new space with its input channels, classes and input resolution set from the data (what each
+        space can set; a space with a fixed 3-channel stem keeps it and the data is re-channelled) and networks
+        that serve the task. Options named in ``keep`` (the ones a user set) are left as they are. An unknown
+        task, a task the space does not serve (not in ``tasks``) or a space that cannot fit raise one
+        ``NasforgeError`` line saying why. Spaces implement ``_fit``."""
+        check_task(task)
+        if task not in self.tasks:
+            raise NasforgeError(f"space {self.name!r} cannot serve task {task!r} (it serves: {', '.join(self.tasks)})")
+        return self._fit(input_shape, num_classes, keep, task)
+
+    def _fit(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str], task: str) -> SearchSpace:
+        """``for_data`` after the task check (a task in ``tasks``)."""
         raise NasforgeError(f"space {self.name!r} cannot be fitted to a dataset: it sets no input shape or number "
                             "of classes from data (it does not implement for_data)")
 

@@ -270,7 +270,8 @@ class StagedSpace(SearchSpace):
             self.stem_channels, self.stem_stride, self.head_channels, self.act, self.divisor, self.head_scale)
         return new
 
-    def for_data(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str] = ()) -> StagedSpace:
+    def _fit(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str],
+             task: str) -> StagedSpace:
         """Input channels and classes from the data; the input resolution becomes the one multiple of 8 that is at
         least the image side and the network's total stride (the last stage still sees one pixel), unless
         ``resolutions`` is kept."""

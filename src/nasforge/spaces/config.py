@@ -183,6 +183,7 @@ class ConfigSpace(StagedSpace):
             self.path = None
         super().__init__("config", **args)
 
-    def for_data(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str] = ()) -> StagedSpace:
+    def _fit(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str],
+             task: str) -> StagedSpace:
         """Input channels and classes from the data; the input resolutions stay the file's."""
-        return super().for_data(input_shape, num_classes, keep={*keep, "resolutions"})
+        return super()._fit(input_shape, num_classes, {*keep, "resolutions"}, task)

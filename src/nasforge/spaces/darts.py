@@ -67,7 +67,8 @@ class DartsSpace(CellStackSpace):
                                     Decision(f"{cell}.node{j}.op2", self.ops)]
         self._costs: dict[tuple[tuple[int, ...], int, str], Cost] = {}
 
-    def for_data(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str] = ()) -> DartsSpace:
+    def _fit(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str],
+             task: str) -> DartsSpace:
         """Classes from the data, resolution = the image side rounded up to halve at both reduction cells (the
         3-channel stem stays: grey images are repeated to 3 channels)."""
         _, side, k = data_shape(self.name, input_shape, num_classes)

@@ -91,7 +91,8 @@ class LatticeSpace(SearchSpace):
         self._parts: dict[tuple[Any, ...], Part] = {}  # stem, (from, to) cells and heads, filled on first cost
         self._at: dict[int, LatticeSpace] = {}  # the same lattice at other resolutions
 
-    def for_data(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str] = ()) -> LatticeSpace:
+    def _fit(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str],
+             task: str) -> LatticeSpace:
         """Input channels, classes and resolution (the image side, at least 4) from the data."""
         c, side, k = data_shape(self.name, input_shape, num_classes)
         return type(self)(self.layers, self.levels, self.base_channels,

@@ -75,7 +75,8 @@ class NasnetSpace(CellStackSpace):
                                     Decision(f"{p}.combine", self.combine)]
         self._costs: dict[tuple[tuple[int, ...], int, str], Cost] = {}
 
-    def for_data(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str] = ()) -> NasnetSpace:
+    def _fit(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str],
+             task: str) -> NasnetSpace:
         """Classes from the data, resolution = the image side rounded up to halve at both reduction cells (the
         3-channel stem stays: grey images are repeated to 3 channels)."""
         _, side, k = data_shape(self.name, input_shape, num_classes)

@@ -173,7 +173,8 @@ class NB201Space(SearchSpace):
         return 5**6
 
     # -- networks ----------------------------------------------------------------------------------
-    def for_data(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str] = ()) -> NB201Space:
+    def _fit(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str],
+             task: str) -> NB201Space:
         """Classes from the data, resolution = the image side rounded up to a multiple of 4 (the 3-channel stem
         stays: grey images are repeated to 3 channels)."""
         _, side, k = data_shape(self.name, input_shape, num_classes)
