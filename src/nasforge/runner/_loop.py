@@ -27,6 +27,7 @@ from nasforge.estimators import Estimator, Result
 from nasforge.runner._backends import Backend, Pending, WorkerLost, make_backend
 from nasforge.runner._constraints import ALIASES, Constraint, Constraints, LatencyFn, pareto_front, parse_constraints
 from nasforge.runner._store import RunStore, Trial
+from nasforge.runner._validate import valid_result
 from nasforge.spaces import Architecture, SearchSpace
 
 if TYPE_CHECKING:  # strategies are imported lazily: pool workers only evaluate and need not load them
@@ -264,9 +265,9 @@ class _Loop:
 
     def _tell(self, number: int, res: Result, wall: float, asked: bool = False) -> None:
         old = self.trials[number]
+        res = valid_result(res, wall)  # the one boundary: nothing the store cannot hold gets past it
         cost = {**old.cost, **res.cost}
-        res = Result(res.reward if res.status == "ok" else None, dict(res.metrics), cost, float(res.seconds),
-                     res.status, res.error)
+        res = Result(res.reward, dict(res.metrics), cost, res.seconds, res.status, res.error)
         self.strategy.tell(self.archs[number], res)
         state = None
         now = time.monotonic()

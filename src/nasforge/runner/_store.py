@@ -114,6 +114,17 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, default=_json_default, sort_keys=True)
 
 
+def _reward(value: Any) -> float | None:
+    """A stored reward as a float: old versions stored a numpy scalar reward as its raw bytes (a BLOB)."""
+    if isinstance(value, bytes):
+        import numpy as np
+
+        dtype = {2: np.float16, 4: np.float32, 8: np.float64}.get(len(value))
+        value = None if dtype is None else float(np.frombuffer(value, dtype=dtype)[0])
+        return value if value is not None and math.isfinite(value) else None
+    return None if value is None else float(value)
+
+
 def is_run_dir(path: str | os.PathLike[str]) -> bool:
     """True when ``path`` holds a nasforge run store."""
     db = Path(path) / DB_NAME
@@ -324,5 +335,5 @@ class RunStore:
         rows = self._con.execute(
             "SELECT number, arch, choices, status, reward, metrics, cost, seconds, wall_seconds, started_at, "
             "finished_at, error FROM trials ORDER BY number")
-        return [Trial(int(r[0]), str(r[1]), tuple(json.loads(r[2])), str(r[3]), r[4], json.loads(r[5]),
+        return [Trial(int(r[0]), str(r[1]), tuple(json.loads(r[2])), str(r[3]), _reward(r[4]), json.loads(r[5]),
                       json.loads(r[6]), r[7], r[8], float(r[9]), r[10], r[11]) for r in rows]
