@@ -41,7 +41,7 @@ from nasforge._files import atomic_dir, write_atomic
 from nasforge.errors import NasforgeError
 from nasforge.estimators import Result, TabularEstimator
 from nasforge.jobs._config import JobOptions
-from nasforge.jobs._runs import CONFIG_NAME, check_run_dir, config_text
+from nasforge.jobs._runs import CONFIG_NAME, check_run_dir, config_text, hold_run_dir
 from nasforge.spaces import Architecture, SearchSpace
 
 OPTUNA_REFERENCES = ("optuna-tpe", "optuna-gp")
@@ -407,11 +407,19 @@ def benchmark_job(options: BenchmarkConfig | Mapping[str, Any],
                   progress: Callable[[RunTrace, int], None] | None = None) -> BenchmarkResult:
     """Validate the options (and ``out``, before the table is read), run the benchmark, write the plot and, with
     ``out``, the run folder. ``progress(trace, total_runs)`` after each (strategy, seed) run."""
+    cfg = BenchmarkConfig.of(options)
+    if cfg.out is None:
+        return _benchmark_job(cfg, None, progress)
+    check_run_dir(cfg.out, BenchmarkConfig.JOB, can_resume=False)  # before anything is written, and again locked
+    with hold_run_dir(cfg.out):  # one writer per run folder, from the check to the last file
+        return _benchmark_job(cfg, check_run_dir(cfg.out, BenchmarkConfig.JOB, can_resume=False), progress)
+
+
+def _benchmark_job(cfg: BenchmarkConfig, out: Path | None,
+                   progress: Callable[[RunTrace, int], None] | None) -> BenchmarkResult:
     from nasforge.report import write_report
     from nasforge.spaces import get_space
 
-    cfg = BenchmarkConfig.of(options)
-    out = None if cfg.out is None else check_run_dir(cfg.out, BenchmarkConfig.JOB, can_resume=False)
     space = get_space(cfg.space)
     table = TabularEstimator(cfg.table, cfg.arch_col, cfg.reward_col, final_col=cfg.final_col, time_col=cfg.time_col,
                              time_scale=parse_scale(cfg.time_scale), space=space, percent=cfg.percent)

@@ -24,7 +24,7 @@ from nasforge._files import atomic_dir, write_atomic
 from nasforge.errors import NasforgeError
 from nasforge.jobs._config import JobOptions
 from nasforge.jobs._oneshot_defaults import darts_arch_lr, dataset_defaults, space_defaults
-from nasforge.jobs._runs import check_run_dir, config_text
+from nasforge.jobs._runs import check_run_dir, config_text, hold_run_dir
 from nasforge.oneshot import Supernet, SupernetEstimator, darts, make_supernet, proxyless, retrain, spos
 from nasforge.oneshot._latency import latency_range, measure_choice_latency, path_latency, table_from_lut
 from nasforge.oneshot._memory import step_peak_memory
@@ -161,11 +161,17 @@ def run_oneshot(options: OneShotConfig | Mapping[str, Any],
     """Validate the options and the output folder (before any data is loaded or any training starts), train the
     supernet with its method, derive, and write the run directory (assembled aside, renamed into place at the
     end); the summary. ``options`` is a config or the options given (the others take their defaults)."""
+    cfg = OneShotConfig.of(options)
+    cfg = replace(cfg, out=str(check_run_dir(cfg.out or cfg.default_out(), OneShotConfig.JOB, can_resume=False)))
+    with hold_run_dir(str(cfg.out)):  # one writer per run folder, from the check to the last file
+        return _run_oneshot(cfg, progress, status)
+
+
+def _run_oneshot(cfg: OneShotConfig, progress: Callable[[int, dict[str, float]], None] | None,
+                 status: Status | None) -> dict[str, Any]:
     from nasforge.data import dataset_info, load_dataset
 
-    cfg = OneShotConfig.of(options)
     out = check_run_dir(cfg.out or cfg.default_out(), OneShotConfig.JOB, can_resume=False)
-    cfg = replace(cfg, out=str(out))
     info = dataset_info(cfg.dataset)
     space, net, shape = prepare_space(cfg, info.input_shape, info.num_classes)
     table: torch.Tensor | None = None

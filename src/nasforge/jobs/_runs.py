@@ -1,7 +1,9 @@
 """Run folders: whether a job may write into a folder, checked before any work (which job wrote a run is
 ``runner._store.job_of``, which ``report`` reads too).
 
-A job writes into an output folder only when it is new, empty, or (resume) a run of the *same* job. Every job
+A job writes into an output folder only when it is new, empty, or (resume) a run of the *same* job, and only while
+it holds the folder's lock (``hold_run_dir``: one writer per run folder, see ``runner/_lock.py``); a second writer
+gets "run D is in use by process P" and writes nothing. Every job
 records its name as ``job`` in its run's config: the ``config.yaml`` of a one-shot run, and the ``extra`` config
 of a run store (``nasforge search``), so the check can say "runs/x holds a oneshot run, not a search run".
 """
@@ -15,9 +17,14 @@ from typing import Any
 import yaml
 
 from nasforge.errors import NasforgeError
+from nasforge.runner._lock import hold_run
 from nasforge.runner._store import CONFIG_NAME, RUN_SEARCH, job_of
 
-__all__ = ["CONFIG_NAME", "RUN_SEARCH", "check_run_dir", "config_text", "job_of"]
+__all__ = ["CONFIG_NAME", "RUN_SEARCH", "check_run_dir", "config_text", "hold_run_dir", "job_of"]
+
+hold_run_dir = hold_run
+"""``with hold_run_dir(out):`` holds the run folder's lock (one writer) for a job's whole life."""
+
 
 def check_run_dir(path: str | os.PathLike[str], job: str, resume: bool = False, can_resume: bool = True) -> Path:
     """``path`` as a Path if ``job`` may write its run there, else one clear line (``NasforgeError``).
@@ -28,6 +35,7 @@ def check_run_dir(path: str | os.PathLike[str], job: str, resume: bool = False, 
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise NasforgeError(f"output path {p} exists and is not a directory; choose a new directory")
+    _check_writable(p)
     empty = not p.exists() or not any(p.iterdir())
     if resume:
         if not can_resume:
@@ -51,3 +59,15 @@ def check_run_dir(path: str | os.PathLike[str], job: str, resume: bool = False, 
 def config_text(job: str, config: dict[str, Any]) -> str:
     """The ``config.yaml`` of a run that is not a run store: the job's name first, then its options."""
     return yaml.safe_dump({"job": job, **config}, sort_keys=False)
+
+
+def _check_writable(p: Path) -> None:
+    """The nearest existing folder of ``p`` is a folder and writable (else one line: ``--out`` under a file, a
+    read-only folder)."""
+    q = Path(os.path.abspath(p))
+    while not q.exists() and q != q.parent:
+        q = q.parent
+    if not q.is_dir():
+        raise NasforgeError(f"output path {p} lies under {q}, which is a file, not a folder; choose another path")
+    if not os.access(q, os.W_OK):
+        raise NasforgeError(f"cannot write to {q} (read-only folder or file system); choose another --out")

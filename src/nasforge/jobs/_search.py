@@ -14,14 +14,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from nasforge._files import atomic_dir
 from nasforge.errors import NasforgeError
 from nasforge.jobs._config import JobOptions, positive_ints
-from nasforge.jobs._runs import check_run_dir
+from nasforge.jobs._runs import check_run_dir, hold_run_dir
 from nasforge.report import write_report
 from nasforge.report._search import BEST_DIR, SUMMARY
 from nasforge.spaces import SearchSpace, get_space
@@ -187,11 +187,20 @@ def run_job(options: SearchConfig | Mapping[str, Any], progress: Progress | None
     ``options`` holds the options given (see ``SearchConfig.given``): a new run takes ``SearchConfig``'s defaults
     for the others, ``resume=True`` the stored run's (so resuming without ``budget`` keeps the run's budget).
     """
-    from nasforge.runner import run_search
-
     say = status or (lambda _msg: None)
     given = SearchConfig.given(options)
-    prep = prepare(_resumed(given) if resume else SearchConfig.new(given), resume=resume)
+    cfg = _resumed(given) if resume else SearchConfig.new(given)
+    out = cfg.out or str(cfg.default_out())
+    check_run_dir(out, SearchConfig.JOB, resume=resume)  # before anything is written, and again locked
+    with hold_run_dir(out):  # one writer per run folder, from the checks to the report
+        return _run_job(replace(cfg, out=out), progress, resume, say)
+
+
+def _run_job(cfg: SearchConfig, progress: Progress | None, resume: bool, say: Callable[[str], None]
+             ) -> dict[str, Any]:
+    from nasforge.runner import run_search
+
+    prep = prepare(cfg, resume=resume)
     result = run_search(prep.space, prep.config.strategy, prep.estimator, prep.config.budget,
                         prep.constraints, seed=prep.config.seed, out_dir=prep.out_dir,
                         workers=prep.config.workers, resume=resume, progress=progress,

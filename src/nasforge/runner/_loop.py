@@ -132,7 +132,7 @@ def run_search(
     store: RunStore | None = None
     if out_dir is not None:
         if resume:
-            store = RunStore.open(out_dir)
+            store = RunStore.open(out_dir, write=True)  # holds the run folder's lock until closed
             _check_same_run(store.config, cfg, Path(out_dir))
             changes: dict[str, Any] = {}
             if store.config.get("budget") != budget or store.config.get("workers") != workers:

@@ -34,6 +34,7 @@ import yaml
 from nasforge._files import write_atomic
 from nasforge.errors import NasforgeError
 from nasforge.estimators import Result
+from nasforge.runner._lock import acquire, release
 
 FORMAT = "nasforge-run"
 VERSION = 1
@@ -193,14 +194,25 @@ def _connect(db: Path) -> sqlite3.Connection:
 class RunStore:
     """A run directory: create it (``RunStore.create``) or open an existing run (``RunStore.open``)."""
 
-    def __init__(self, path: Path, con: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, con: sqlite3.Connection, lock: Path | None = None) -> None:
         self.path = path
         self._con = con
+        self._lock = lock  # the run folder's lock (runner/_lock.py), held by a writer until close
 
     # -- opening -----------------------------------------------------------------------------------
     @classmethod
     def create(cls, out_dir: str | os.PathLike[str], config: dict[str, Any]) -> RunStore:
-        """A new run at ``out_dir``, which must not exist or be an empty folder (never overwritten)."""
+        """A new run at ``out_dir``, which must not exist or be an empty folder (never overwritten). The store holds
+        the run folder's lock (one writer) until it is closed."""
+        lock = acquire(out_dir)
+        try:
+            return cls._create(out_dir, config, lock)
+        except BaseException:
+            release(lock)
+            raise
+
+    @classmethod
+    def _create(cls, out_dir: str | os.PathLike[str], config: dict[str, Any], lock: Path) -> RunStore:
         path = check_new_run_dir(out_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
@@ -224,15 +236,22 @@ class RunStore:
             if tmp.exists():
                 tmp.rmdir()
             raise
-        return cls(path, _connect(path / DB_NAME))
+        return cls(path, _connect(path / DB_NAME), lock)
 
     @classmethod
-    def open(cls, run_dir: str | os.PathLike[str]) -> RunStore:
-        """An existing run; anything else raises ``NasforgeError``."""
+    def open(cls, run_dir: str | os.PathLike[str], write: bool = False) -> RunStore:
+        """An existing run; anything else raises ``NasforgeError``. ``write=True`` (to continue the run) takes the
+        run folder's lock first: another process writing it is refused with one line."""
         path = Path(run_dir)
-        if not is_run_dir(path):
-            raise NasforgeError(f"{path} is not a nasforge run (no {DB_NAME} with a run in it)")
-        store = cls(path, _connect(path / DB_NAME))
+        lock = acquire(path) if write else None
+        try:
+            if not is_run_dir(path):
+                raise NasforgeError(f"{path} is not a nasforge run (no {DB_NAME} with a run in it)")
+            store = cls(path, _connect(path / DB_NAME), lock)
+        except BaseException:
+            if lock is not None:
+                release(lock)
+            raise
         version = store._meta("version")
         if version != str(VERSION):
             store.close()
@@ -241,6 +260,9 @@ class RunStore:
 
     def close(self) -> None:
         self._con.close()
+        if self._lock is not None:
+            release(self._lock)
+            self._lock = None
 
     def __enter__(self) -> RunStore:
         return self
