@@ -103,7 +103,8 @@ class GraphBuilder:
     # -- layers ------------------------------------------------------------------------------------
     def conv2d(self, x: int, out_channels: int, kernel_size: int | Sequence[int], stride: int | Sequence[int] = 1,
                padding: int | Sequence[int] | None = None, groups: int = 1, bias: bool = False,
-               dilation: int | Sequence[int] = 1, name: str | None = None) -> int:
+               dilation: int | Sequence[int] = 1, name: str | None = None, shared: bool = False) -> int:
+        """A conv node; ``shared``: its weights were counted by an earlier node (one module run twice)."""
         c, h, w = self.shape(x)
         kh, kw = _pair(kernel_size)
         sh, sw = _pair(stride)
@@ -114,8 +115,11 @@ class GraphBuilder:
         ho, wo = conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw)
         if ho <= 0 or wo <= 0:
             raise NasforgeError(f"input {h}x{w} is too small for a {kh}x{kw} conv with stride {sh}")
+        extra: dict[str, Any] = {"shared": True} if shared else {}
+        if (dh, dw) != (1, 1):
+            extra["dilation"] = (dh, dw)
         return self.add("conv2d", [x], (out_channels, ho, wo), name, in_channels=c, out_channels=out_channels,
-                        kernel=(kh, kw), stride=(sh, sw), padding=(ph, pw), groups=groups, bias=bias)
+                        kernel=(kh, kw), stride=(sh, sw), padding=(ph, pw), groups=groups, bias=bias, **extra)
 
     def linear(self, x: int, out_features: int, bias: bool = True, name: str | None = None) -> int:
         shape = self.shape(x)

@@ -89,6 +89,11 @@ class MacroBuilder:
         shape = self.shapes[a]
         return self._combine([a, b], shape, math.prod(shape))
 
+    def mul(self, a: int, b: int, name: str | None = None) -> int:
+        """Elementwise (broadcast) product shaped like ``a``, e.g. attention weights (C, 1, 1) on a map."""
+        shape = self.shapes[a]
+        return self._combine([a, b], shape, math.prod(shape))
+
     def cat(self, xs: Sequence[int], name: str | None = None) -> int:
         first = self.shapes[xs[0]]
         return self._combine(xs, (sum(self.shapes[x][0] for x in xs), *first[1:]), 0)

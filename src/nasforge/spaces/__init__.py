@@ -31,5 +31,6 @@ from nasforge.spaces import config as _config  # noqa: F401
 from nasforge.spaces import darts as _darts  # noqa: F401
 from nasforge.spaces import lattice as _lattice  # noqa: F401
 from nasforge.spaces import mobilenet as _mobilenet  # noqa: F401
+from nasforge.spaces import nasfpn as _nasfpn  # noqa: F401
 from nasforge.spaces import nasnet as _nasnet  # noqa: F401
 from nasforge.spaces import nb201 as _nb201  # noqa: F401

@@ -229,6 +229,10 @@ class SearchSpace(ABC):
         raise NasforgeError(f"space {self.name!r} cannot be fitted to a dataset: it sets no input shape or number "
                             "of classes from data (it does not implement for_data)")
 
+    def named_archs(self) -> dict[str, Architecture]:
+        """Named architectures of this space with its options (published cells, baselines); none by default."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         """A readable summary: decisions with choices and the exact size."""
         return {

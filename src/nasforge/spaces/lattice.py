@@ -16,22 +16,29 @@ valid). Canonical string: the downsampling factor after each layer, e.g. ``8-8-1
 
 ``head="classification"`` ends in global pooling and a linear layer; ``head="dense"`` upsamples back to
 1/4 and applies a 1x1 conv to ``num_classes`` channels (a per-pixel prediction map).
+
+``task="segmentation"`` (``for_data(..., task="segmentation")``) builds a dense-prediction network as
+Auto-DeepLab: at the path's end an ASPP-lite (1x1 and 3x3 dilation-2 and -4 branches plus image pooling, fused to
+``2 * base_channels`` channels), a 1x1 conv to ``num_classes`` logits, and bilinear upsampling to the input's
+resolution: logits (N, num_classes, H, W), class 0 the background (the dense contract). ``named_archs()`` has
+``down-up``, the fixed downsample-then-upsample path (as deep as the layers allow, back to 1/4 at the end): the
+baseline a searched path is compared with.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nasforge.blocks import BasicBlock, ConvBNAct, NetworkSpec
+from nasforge.blocks._dense import ASPPLite, Upsample
 from nasforge.blocks._spec import Conv, Flatten, GlobalPool, Linear, Spec
-from nasforge.cost import Cost, GraphBuilder
+from nasforge.cost import Cost
 from nasforge.cost._cost import Part, chain
 from nasforge.errors import NasforgeError
-from nasforge.spaces._base import Architecture, Decision, SearchSpace, data_shape, register_space
+from nasforge.spaces._base import Architecture, Decision, SearchSpace, check_task, data_shape, register_space
 from nasforge.spaces._staged import check_int, fold
 
 if TYPE_CHECKING:
@@ -42,30 +49,16 @@ _DELTA = (1, 0, -1)  # level change of each move
 HEADS = ("classification", "dense")
 
 
-@dataclass(frozen=True)
-class Upsample:
-    """Nearest-neighbour upsampling to an exact ``size`` x ``size`` (the finer level's size)."""
-
-    size: int
-
-    def emit(self, g: GraphBuilder, x: int) -> int:
-        c = g.shape(x)[0]
-        return g.add("upsample", [x], (c, self.size, self.size), name="upsample")
-
-    def build(self) -> nn.Module:
-        from torch import nn
-
-        return nn.Upsample(size=(self.size, self.size), mode="nearest")
-
-
 @register_space("lattice")
 class LatticeSpace(SearchSpace):
     """Paths over a lattice of downsampling levels (1/4 .. 1/(4 * 2**(levels-1))); see the module docstring."""
 
     name = "lattice"
+    tasks = ("classification", "segmentation")
 
     def __init__(self, layers: int = 12, levels: int = 4, base_channels: int = 16, resolution: int = 64,
-                 in_channels: int = 3, num_classes: int = 10, head: str = "classification") -> None:
+                 in_channels: int = 3, num_classes: int = 10, head: str = "classification",
+                 task: str = "classification") -> None:
         self.layers = check_int("lattice", "layers", layers, 1, 10_000)
         self.levels = check_int("lattice", "levels", levels, 1, 8)
         self.base_channels = check_int("lattice", "base_channels", base_channels, 1)
@@ -75,6 +68,9 @@ class LatticeSpace(SearchSpace):
         if head not in HEADS:
             raise NasforgeError(f"lattice: option 'head' has bad value {head!r}; allowed: {', '.join(HEADS)}")
         self.head = head
+        if check_task(task) not in self.tasks:
+            raise NasforgeError(f"space 'lattice' cannot serve task {task!r} (it serves: {', '.join(self.tasks)})")
+        self.task = task
         # spatial size of each level: the stem's two stride-2 convs, then one stride-2 conv per level
         sizes = [_down(_down(self.resolution))]
         for _ in range(1, self.levels):
@@ -98,7 +94,7 @@ class LatticeSpace(SearchSpace):
         return type(self)(self.layers, self.levels, self.base_channels,
                           self.resolution if "resolution" in keep else max(4, side),
                           self.in_channels if "in_channels" in keep else c,
-                          self.num_classes if "num_classes" in keep else k, self.head)
+                          self.num_classes if "num_classes" in keep else k, self.head, task)
 
     # -- decisions and paths -----------------------------------------------------------------------
     def decisions(self) -> list[Decision]:
@@ -256,6 +252,9 @@ class LatticeSpace(SearchSpace):
 
     def _head(self, last: int, num_classes: int) -> tuple[Spec, ...]:
         c = self.channels(last)
+        if self.task == "segmentation":
+            mid = 2 * self.base_channels
+            return (ASPPLite(c, mid, (2, 4)), Conv(mid, num_classes, 1), Upsample(self.resolution, "bilinear"))
         if self.head == "classification":
             return (GlobalPool(), Flatten(), Linear(c, num_classes))
         up: tuple[Spec, ...] = (Upsample(self.sizes[0]),) if last else ()
@@ -284,7 +283,7 @@ class LatticeSpace(SearchSpace):
         other = self._at.get(resolution)
         if other is None:
             other = self._at[resolution] = LatticeSpace(self.layers, self.levels, self.base_channels, resolution,
-                                                        self.in_channels, self.num_classes, self.head)
+                                                        self.in_channels, self.num_classes, self.head, self.task)
         return other
 
     def cost(self, arch: Architecture, resolution: int | None = None, precision: str = "fp32") -> Cost:
@@ -309,6 +308,29 @@ class LatticeSpace(SearchSpace):
         if options:
             raise NasforgeError(f"lattice: unknown build option(s) {', '.join(sorted(options))}; allowed: none")
         return self.network_spec(arch, num_classes=num_classes).build()
+
+    def named_archs(self) -> dict[str, Architecture]:
+        """``down-up``: down one level a layer to the deepest level the layers allow, stay, then up one level a
+        layer so the last layer is back at 1/4 (a fixed encoder-decoder path; the segmentation baseline)."""
+        depth = min(self.levels - 1, self.layers // 2)
+        levels = [min(i + 1, depth, self.layers - 1 - i) for i in range(self.layers)]
+        return {"down-up": self._from_levels(levels)}
+
+    def graph(self, arch: Architecture) -> dict[str, list[dict[str, Any]]]:
+        """The path for drawing: the stem, one node per layer at its level (``1/<factor>``), the head; edges
+        ``down``/``stay``/``up`` between consecutive nodes."""
+        levels = self.path(arch)
+        nodes: list[dict[str, Any]] = [{"id": "stem", "kind": "stem", "level": "1/4"}]
+        edges: list[dict[str, Any]] = []
+        prev, prev_level = "stem", 0
+        for i, lv in enumerate(levels):
+            me = f"layer{i + 1}"
+            nodes.append({"id": me, "kind": "cell", "level": f"1/{4 << lv}"})
+            edges.append({"from": prev, "to": me, "kind": MOVES[_DELTA.index(lv - prev_level)]})
+            prev, prev_level = me, lv
+        nodes.append({"id": "head", "kind": self.task, "level": f"1/{4 << levels[-1]}"})
+        edges.append({"from": prev, "to": "head", "kind": "output"})
+        return {"nodes": nodes, "edges": edges}
 
 
 def _down(size: int) -> int:

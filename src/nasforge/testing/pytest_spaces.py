@@ -52,6 +52,7 @@ SMALL_OPTIONS: dict[str, dict[str, Any]] = {
                "resolution": 16},
     "darts": {"C": 4, "layers": 1, "nodes": 2, "ops": ["skip_connect", "sep_conv_3x3"], "resolution": 16},
     "lattice": {"layers": 4, "levels": 3, "base_channels": 4, "resolution": 32, "num_classes": 10},
+    "nasfpn": {"cells": 3, "levels": 2, "channels": 4, "head_convs": 1, "resolution": 16, "num_classes": 3},
 }
 
 
@@ -59,6 +60,31 @@ def samples(space: SearchSpace, n: int, seed: int = 0) -> list[Architecture]:
     """``n`` architectures sampled with ``numpy.random.default_rng(seed)``."""
     rng = np.random.default_rng(seed)
     return [space.sample(rng) for _ in range(n)]
+
+
+def outputs(y: Any) -> tuple[torch.Tensor, ...]:
+    """A network's outputs as a tuple (detectors return one map per pyramid level)."""
+    return tuple(y) if isinstance(y, (tuple, list)) else (y,)
+
+
+def check_task_outputs(space: SearchSpace, model: torch.nn.Module, x: torch.Tensor, y: Any, classes: int) -> None:
+    """The dense contract's shapes for the space's task: (N, classes) logits; (N, classes, H, W) per-pixel logits at
+    the input's resolution; per level (N, classes + 5, ceil(H / s), ceil(W / s)) with the module's ``strides``."""
+    n, _, h, w = x.shape
+    if space.task == "classification":
+        assert tuple(y.shape) == (n, classes), tuple(y.shape)
+    elif space.task == "segmentation":
+        assert tuple(y.shape) == (n, classes, h, w), tuple(y.shape)
+    else:
+        strides = tuple(int(s) for s in getattr(model, "strides"))  # noqa: B009 (an attribute of detectors only)
+        assert isinstance(y, tuple) and len(y) == len(strides) >= 1, (type(y), strides)
+        for level, s in zip(y, strides, strict=True):
+            assert tuple(level.shape) == (n, classes + 5, -(-h // s), -(-w // s)), (tuple(level.shape), s)
+
+
+def output_channels(space: SearchSpace, classes: int) -> int:
+    """Channels of the last output of a network with ``classes`` (detection adds 4 box distances and centerness)."""
+    return classes + 5 if space.task == "detection" else classes
 
 
 def _changed_active(sp: SearchSpace, a: Architecture, b: Architecture) -> list[int]:
@@ -188,9 +214,9 @@ class SpaceSuite:
         for a in samples(space, 2, seed=3):
             m = space.build(a)
             x = torch.randn(2, *space.input_shape(a))
-            y = m(x)
-            assert y.shape[0] == 2 and torch.isfinite(y).all()
-            y.float().pow(2).mean().backward()
+            ys = outputs(m(x))
+            assert all(y.shape[0] == 2 and torch.isfinite(y).all() for y in ys)
+            torch.stack([y.float().pow(2).mean() for y in ys]).sum().backward()
             grads = [p.grad for p in m.parameters() if p.grad is not None]
             assert grads and all(torch.isfinite(g).all() for g in grads)
 
@@ -215,7 +241,7 @@ class SpaceSuite:
             c, n = space.cost(a), space.network_spec(a).cost()
             assert (c.params, c.macs, c.output_shape) == (n.params, n.macs, n.output_shape), str(a)
             assert tuple(space.network_spec(a).input_shape) == tuple(space.input_shape(a))
-            assert space.network_spec(a, num_classes=7).cost().output_shape[0] == 7
+            assert space.network_spec(a, num_classes=7).cost().output_shape[0] == output_channels(space, 7)
 
     def test_bad_input_is_one_line_nasforge_error(self, space: SearchSpace) -> None:
         """Bad strings, wrong or out-of-range choices and architectures of another space: one clear line each."""
@@ -232,21 +258,28 @@ class SpaceSuite:
     @pytest.mark.parametrize("data_shape", [(1, 12, 12), (3, 20, 20)])
     def test_for_data_fits_the_data_or_says_why(self, space: SearchSpace, data_shape: tuple[int, int, int],
                                                 torch_threads: None) -> None:
-        """``for_data`` (what the jobs call) gives a space of the same name whose networks take the data's
-        images (their channels, or 3 for a fixed RGB stem) and give its classes; or one ``NasforgeError`` line."""
-        try:
-            fitted = space.for_data(data_shape, 7)
-        except NasforgeError as e:
-            assert space.name in str(e) and "\n" not in str(e), str(e)
-            return
-        assert fitted.name == space.name
-        for a in samples(fitted, 2, seed=9):
-            shape = tuple(fitted.input_shape(a))
-            assert shape[0] in (data_shape[0], 3), (shape, data_shape)
-            assert fitted.cost(a).output_shape[0] == 7, str(a)
-            with torch.no_grad():
-                y = fitted.build(a).eval()(torch.randn(2, *shape))
-            assert y.shape == (2, 7), str(a)
+        """``for_data`` (what the jobs call) gives, for each task the space serves, a space of the same name and task
+        whose networks take the data's images (their channels, or 3 for a fixed RGB stem) and give the task's outputs
+        for its classes (the dense contract); or one ``NasforgeError`` line. Other tasks are refused in one line."""
+        for task in space.tasks:
+            try:
+                fitted = space.for_data(data_shape, 7, task=task)
+            except NasforgeError as e:
+                assert space.name in str(e) and "\n" not in str(e), str(e)
+                continue
+            assert fitted.name == space.name and fitted.task == task
+            for a in samples(fitted, 2, seed=9):
+                shape = tuple(fitted.input_shape(a))
+                assert shape[0] in (data_shape[0], 3), (shape, data_shape)
+                assert fitted.cost(a).output_shape[0] == output_channels(fitted, 7), str(a)
+                model = fitted.build(a).eval()
+                x = torch.randn(2, *shape)
+                with torch.no_grad():
+                    check_task_outputs(fitted, model, x, model(x), 7)
+        for task in ("classification", "segmentation", "detection"):
+            if task not in space.tasks:
+                with pytest.raises(NasforgeError, match=f"cannot serve task '{task}'"):
+                    space.for_data(data_shape, 7, task=task)
 
     def test_same_seed_same_samples(self, space: SearchSpace, space_name: str,
                                     space_options: dict[str, dict[str, Any]]) -> None:
