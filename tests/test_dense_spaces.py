@@ -56,6 +56,7 @@ def test_the_published_nasfpn_and_the_reference_output_rule() -> None:
     sp = get_space("nasfpn")
     a = sp.named_archs()["published"]
     assert str(a) == PUBLISHED and sp.parse(str(a)) == a
+    assert sp.describe()["named_archs"] == {"published": PUBLISHED} and sp.describe()["tasks"] == ["detection"]
     cells, outputs = sp._plan(a.choices)
     assert [c.extra for c in cells] == [(), (), (), (), (2,), (4,), ()]
     assert outputs == [7, 8, 9, 11, 10]  # P3 <- c3, P4 <- c4, P5 <- c5, P6 <- c7, P7 <- c6 (pool indices)

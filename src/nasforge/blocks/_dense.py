@@ -8,6 +8,9 @@ detector (backbone levels, a neck of merging cells, a shared head per level) and
 The dense contract (see ``SearchSpace``): a detector maps (N, C, H, W) to a tuple of per-level
 (N, num_classes + 5, H/s, W/s) maps (class logits, 4 raw box distances, a centerness logit) and has ``strides``.
 Level sizes are ``ceil(H / s)``: every stride-2 layer pads (they equal ``H // s`` when ``s`` divides ``H``).
+Peak memory follows the README's model for every network: a tensor nobody reads dies at the step that writes it, so
+the head's per-level outputs (``num_classes + 5`` channels each, small beside the features) count while written,
+not held to the end of the forward.
 """
 
 from __future__ import annotations

@@ -234,11 +234,13 @@ class SearchSpace(ABC):
         return {}
 
     def describe(self) -> dict[str, Any]:
-        """A readable summary: decisions with choices and the exact size."""
+        """A readable summary: decisions with choices, the exact size, the tasks served, the named architectures."""
         return {
             "name": self.name,
             "size": self.size(),
             "decisions": [{"name": d.name, "choices": list(d.choices)} for d in self.decisions()],
+            "tasks": list(self.tasks),
+            "named_archs": {k: str(v) for k, v in self.named_archs().items()},
         }
 
     def _check_mine(self, arch: Architecture) -> None:

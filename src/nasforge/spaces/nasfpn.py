@@ -287,8 +287,7 @@ class NasFpnSpace(SearchSpace):
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d.update(neck=self.neck, backbone=self.backbone, levels=list(self.level_names), channels=self.channels,
-                 tasks=list(self.tasks))
+        d.update(neck=self.neck, backbone=self.backbone, levels=list(self.level_names), channels=self.channels)
         return d
 
     # -- size --------------------------------------------------------------------------------------
