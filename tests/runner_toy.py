@@ -1,7 +1,8 @@
 """A toy space, a tell-dependent strategy and estimators for the runner tests (no other engineer's code).
 
 Also runnable as a script (the kill-and-resume test starts it in a subprocess):
-``python runner_toy.py OUT_DIR BUDGET WORKERS DELAY [--resume]`` prints ``done`` at the end.
+``python runner_toy.py OUT_DIR BUDGET WORKERS DELAY [--resume] [--mo]`` prints ``done`` at the end (``--mo``: the
+multi-objective strategy ``nsga2`` on reward and params instead of ``MutateBest``).
 """
 
 from __future__ import annotations
@@ -101,8 +102,10 @@ def main(argv: list[str]) -> None:
 
     out, budget, workers, delay = argv[0], int(argv[1]), int(argv[2]), float(argv[3])
     space = ToySpace()
-    res = run_search(space, MutateBest(space, seed=7), ToyEstimator(delay, fail_first=2), budget,
-                     constraints=["macs<=120e3"], seed=7, out_dir=out, workers=workers, resume="--resume" in argv)
+    mo = "--mo" in argv  # a multi-objective search (nsga2 on reward and params), for the MO kill-and-resume test
+    res = run_search(space, "nsga2" if mo else MutateBest(space, seed=7), ToyEstimator(delay, fail_first=2), budget,
+                     constraints=["macs<=120e3"], seed=7, out_dir=out, workers=workers, resume="--resume" in argv,
+                     objectives=["params"] if mo else None)
     print("done", len(res.trials), flush=True)
 
 

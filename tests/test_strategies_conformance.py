@@ -12,3 +12,5 @@ class TestStrategies(StrategySuite):
 
 def test_every_built_in_strategy_is_enrolled() -> None:
     assert {"random", "evolution", "local", "reinforce", "bo", "grid", "surrogate"} <= set(list_strategies())
+    assert {"nsga2", "pareto-local", "mo-surrogate"} <= set(list_strategies(multi_objective=True))
+    assert "evolution" in list_strategies(multi_objective=False)

@@ -31,7 +31,11 @@ def benchmark(
         "--time-budget", help="simulated seconds per run (needs --time-col)")] = None,
     strategies: Annotated[str | None, typer.Option(
         "--strategies", help="comma-separated registered strategies, plus optuna-tpe / optuna-gp references "
-        "(default random,evolution,local)")] = None,
+        "(with --minimize-col: optuna-nsga2 / optuna-motpe) (default random,evolution,local; with --minimize-col "
+        "every multi-objective strategy, random, optuna-nsga2, optuna-motpe)")] = None,
+    minimize_col: Annotated[str | None, typer.Option(
+        "--minimize-col", help="a cost column to minimise besides the reward: the multi-objective protocol "
+        "(score = hypervolume of the run's front / the true front's, min-max normalised)")] = None,
     budgets: Annotated[str | None, typer.Option("--budgets", help="comma-separated query budgets "
                                                 "(default 25,50,100,200)")] = None,
     seeds: Annotated[int | None, typer.Option("--seeds", help="number of seeds (0..N-1) per strategy "
@@ -45,10 +49,12 @@ def benchmark(
 ) -> None:
     """For each strategy and budget: mean, std and n of the final metric of the best-reward architecture."""
     from nasforge.jobs._benchmark import BenchmarkConfig, benchmark_job, format_table
+    from nasforge.jobs._mo_benchmark import MOBenchmarkResult, format_mo_table
 
     flags = {"table": None if table is None else str(table), "arch_col": arch_col, "reward_col": reward_col,
              "final_col": final_col, "space": space, "percent": percent, "time_col": time_col,
              "time_scale": time_scale, "time_budget": time_budget, "strategies": strategies, "budgets": budgets,
+             "minimize_col": minimize_col,
              "seeds": seeds, "workers": workers, "plot": None if plot_path is None else str(plot_path),
              "out": None if out is None else str(out)}
     cfg = BenchmarkConfig.new(BenchmarkConfig.merge_given(config, flags))
@@ -63,6 +69,8 @@ def benchmark(
         res = benchmark_job(cfg, progress=progress)
     if as_json:
         typer.echo(json.dumps(res.to_dict(), indent=1))
+    elif isinstance(res, MOBenchmarkResult):
+        typer.echo(format_mo_table(res))
     else:
         typer.echo(format_table(res))
         if cfg.plot is not None:

@@ -381,7 +381,8 @@ class BenchmarkConfig(JobOptions):
     time_col: str | None = None
     time_scale: str | float = "1"
     time_budget: float | None = None
-    strategies: str | list[str] = "random,evolution,local"
+    strategies: str | list[str] | None = None  # default: DEFAULT_STRATEGIES, or with minimize_col every MO strategy
+    minimize_col: str | None = None
     strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     budgets: str | list[int] = "25,50,100,200"
     seeds: int = 100
@@ -399,12 +400,18 @@ class BenchmarkConfig(JobOptions):
         if self.time_budget is not None and not self.time_budget > 0:
             raise NasforgeError(f"--time-budget must be > 0 seconds, got {self.time_budget}")
         parse_scale(self.time_scale)
-        if not _names(self.strategies):
+        if self.strategies is not None and not _names(self.strategies):
             raise NasforgeError("--strategies is empty; e.g. random,evolution,local")
+        if self.minimize_col is not None and self.time_budget is not None:
+            raise NasforgeError("--time-budget is not part of the multi-objective protocol (--minimize-col); "
+                                "give one of them")
+
+
+DEFAULT_STRATEGIES = "random,evolution,local"
 
 
 def benchmark_job(options: BenchmarkConfig | Mapping[str, Any],
-                  progress: Callable[[RunTrace, int], None] | None = None) -> BenchmarkResult:
+                  progress: Callable[[Any, int], None] | None = None) -> Any:
     """Validate the options (and ``out``, before the table is read), run the benchmark, write the plot and, with
     ``out``, the run folder. ``progress(trace, total_runs)`` after each (strategy, seed) run."""
     cfg = BenchmarkConfig.of(options)
@@ -423,7 +430,11 @@ def _benchmark_job(cfg: BenchmarkConfig, out: Path | None,
     space = get_space(cfg.space)
     table = TabularEstimator(cfg.table, cfg.arch_col, cfg.reward_col, final_col=cfg.final_col, time_col=cfg.time_col,
                              time_scale=parse_scale(cfg.time_scale), space=space, percent=cfg.percent)
-    names = _names(cfg.strategies)
+    if cfg.minimize_col is not None:
+        from nasforge.jobs._mo_benchmark import mo_benchmark_job
+
+        return mo_benchmark_job(cfg, out, space, table, progress)
+    names = _names(cfg.strategies or DEFAULT_STRATEGIES)
     total = len(names) * cfg.seeds
     res = run_benchmark(space, table, names, parse_budgets(cfg.budgets), cfg.seeds, time_budget=cfg.time_budget,
                         workers=cfg.workers, options=cfg.strategy_options or None,

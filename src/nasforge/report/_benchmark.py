@@ -20,7 +20,10 @@ def render_benchmark(summary: Mapping[str, Any], config: Mapping[str, Any], plot
 
     rows = [[esc(name), *(cell(row[b]) for b in budgets), fmt(summary.get("overhead_ms", {}).get(name, ""))]
             for name, row in strategies.items()]
-    parts = ["<h2>Final metric of the best-reward architecture</h2>",
+    col = (summary.get("settings") or {}).get("minimize_col")
+    title = (f"Hypervolume of the front (reward vs {esc(col)}) over the true front's" if col
+             else "Final metric of the best-reward architecture")
+    parts = [f"<h2>{title}</h2>",
              table(["strategy", *budgets, "ms/query"], rows, left=[0]), "<h2>Oracle</h2>",
              kv_table(summary.get("oracle") or {}), "<h2>Plot</h2>", image(plot), config_block(config)]
     return page("nasforge benchmark", parts)

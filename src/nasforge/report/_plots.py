@@ -148,7 +148,11 @@ def plot_benchmark(summary: Mapping[str, Any], path: str | Path) -> Path:
         ax.axhline(oracle["best_final"], color="k", ls="--", lw=1, label="oracle (best final)")
     ax.set_xscale("log")
     ax.set_xlabel("queries")
-    ax.set_ylabel(f"final ({settings.get('final_col') or settings.get('reward_col')}, fraction) of best-reward arch")
+    if settings.get("minimize_col"):  # the multi-objective protocol
+        ax.set_ylabel(f"hypervolume / true front's (final vs {settings['minimize_col']})")
+    else:
+        col = settings.get("final_col") or settings.get("reward_col")
+        ax.set_ylabel(f"final ({col}, fraction) of best-reward arch")
     ax.set_title(f"{settings['space']}: mean +/- std over {settings['seeds']} seeds")
     ax.legend(fontsize=8)
     fig.tight_layout()

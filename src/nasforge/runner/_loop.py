@@ -26,6 +26,7 @@ from nasforge.errors import NasforgeError
 from nasforge.estimators import Estimator, Result
 from nasforge.runner._backends import Backend, Pending, WorkerLost, make_backend
 from nasforge.runner._constraints import ALIASES, Constraint, Constraints, LatencyFn, pareto_front, parse_constraints
+from nasforge.runner._objectives import Objectives
 from nasforge.runner._store import RunStore, Trial
 from nasforge.runner._validate import valid_result
 from nasforge.spaces import Architecture, SearchSpace
@@ -49,12 +50,16 @@ class SearchResult:
     objective: str | None
     run_dir: Path | None = None
     stopped: str = "budget"
+    front: dict[str, Any] | None = None  # a multi-objective search: ``Objectives.summary`` (front, hypervolume)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"best": None if self.best is None else self.best.to_dict(),
-                "pareto": [t.to_dict() for t in self.pareto], "objective": self.objective,
-                "trials": len(self.trials), "stopped": self.stopped,
-                "run_dir": None if self.run_dir is None else str(self.run_dir)}
+        d = {"best": None if self.best is None else self.best.to_dict(),
+             "pareto": [t.to_dict() for t in self.pareto], "objective": self.objective,
+             "trials": len(self.trials), "stopped": self.stopped,
+             "run_dir": None if self.run_dir is None else str(self.run_dir)}
+        if self.front is not None:
+            d["front"] = self.front
+        return d
 
 
 def best_trial(trials: Sequence[Trial]) -> Trial | None:
@@ -90,6 +95,7 @@ def run_search(
     resolution: int | None = None,
     latency_fn: LatencyFn | None = None,
     objective: str | None = "macs",
+    objectives: Sequence[str] | None = None,
     max_trials: int | None = None,
     strategy_options: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
@@ -102,6 +108,9 @@ def run_search(
     ``latency_fn``). Infeasible candidates do not count against ``budget`` but against ``max_trials``
     (default 100 x budget), which stops a search whose strategy proposes only infeasible archs.
     ``objective`` names the cost key of the Pareto front (reward vs cost); None for a single objective.
+    ``objectives``: cost keys to minimise besides the reward (``latency`` needs ``latency_fn``), a multi-objective
+    search: the strategy (a multi-objective one) is told ``Result.objectives``, and the result and store hold the
+    front and its hypervolume history (``runner._objectives``).
     ``out_dir`` None keeps the run in memory; otherwise a run directory is created (it must not exist or be
     empty), or continued with ``resume=True``. ``workers > 1`` evaluates in a process pool (the estimator
     must be picklable); the tell order is the ask order, so results do not depend on timing.
@@ -113,6 +122,11 @@ def run_search(
     cons = constraints if isinstance(constraints, Constraints) else Constraints.of(
         constraints, precision, resolution, latency_fn)
     objective = ALIASES.get(objective, objective) if objective else objective  # the canonical cost key
+    objs = Objectives.of(objectives, cons.latency_fn is not None)
+    if objs and isinstance(strategy, str):
+        from nasforge.strategies._base import check_objectives
+
+        check_objectives(strategy, 1 + len(objs.keys))
     cap = max_trials if max_trials is not None else 100 * budget
     if resume and out_dir is None:
         raise NasforgeError("resume needs the run directory (out_dir)")
@@ -128,6 +142,8 @@ def run_search(
         "constraints": cons.texts(), "precision": cons.precision, "resolution": cons.resolution,
         "objective": objective, "max_trials": cap, "extra": config or {},
     }
+    if objs:
+        cfg["objectives"] = list(objs.keys)
 
     store: RunStore | None = None
     if out_dir is not None:
@@ -144,14 +160,15 @@ def run_search(
         else:
             store = RunStore.create(out_dir, {**cfg, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     try:
-        return _Loop(space, strategy, estimator, budget, cons, workers, progress, objective, cap, store).run()
+        return _Loop(space, strategy, estimator, budget, cons, workers, progress, objective, cap, store, objs).run()
     finally:
         if store is not None:
             store.close()
 
 
 def _check_same_run(old: dict[str, Any], new: dict[str, Any], path: Path) -> None:
-    for key in ("space", "strategy_class", "strategy_options", "seed", "constraints", "precision", "resolution"):
+    for key in ("space", "strategy_class", "strategy_options", "seed", "constraints", "precision", "resolution",
+                "objectives"):
         was = old.get(key)
         if key == "constraints" and isinstance(was, list):  # runs stored before the keys were canonical
             was = [str(c) for c in parse_constraints(was)]
@@ -162,10 +179,11 @@ def _check_same_run(old: dict[str, Any], new: dict[str, Any], path: Path) -> Non
 class _Loop:
     def __init__(self, space: SearchSpace, strategy: Strategy, estimator: Estimator, budget: int,
                  cons: Constraints, workers: int, progress: Progress | None, objective: str | None,
-                 cap: int, store: RunStore | None) -> None:
+                 cap: int, store: RunStore | None, objs: Objectives | None = None) -> None:
         self.space, self.strategy, self.estimator = space, strategy, estimator
         self.budget, self.cons, self.workers, self.progress = budget, cons, workers, progress
         self.objective, self.cap, self.store = objective, cap, store
+        self.objs = objs or Objectives()
         self.trials: list[Trial] = []
         self.archs: list[Architecture] = []
         self.evals_asked = 0
@@ -192,7 +210,7 @@ class _Loop:
                 if rec.status != "infeasible":
                     self.evals_asked += 1
             else:
-                self.strategy.tell(self.archs[number], rec.result())
+                self.strategy.tell(self.archs[number], self.objs.attach(rec.result()))
                 told.add(number)
                 if rec.status != "infeasible":
                     self.done += 1
@@ -234,8 +252,11 @@ class _Loop:
         finally:
             backend.close()
         pareto = pareto_trials(self.trials, self.objective) if self.objective else ()
+        front = self.objs.summary(self.trials) if self.objs else None
+        if front is not None and self.store is not None:
+            self.store.save_front(front)
         return SearchResult(tuple(self.trials), self.best, pareto, self.objective,
-                            None if self.store is None else self.store.path, stopped)
+                            None if self.store is None else self.store.path, stopped, front)
 
     def _ask(self, backend: Backend) -> tuple[int, Pending | None] | None:
         try:
@@ -267,7 +288,7 @@ class _Loop:
         old = self.trials[number]
         res = valid_result(res, wall)  # the one boundary: nothing the store cannot hold gets past it
         cost = {**old.cost, **res.cost}
-        res = Result(res.reward, dict(res.metrics), cost, res.seconds, res.status, res.error)
+        res = self.objs.attach(Result(res.reward, dict(res.metrics), cost, res.seconds, res.status, res.error))
         self.strategy.tell(self.archs[number], res)
         state = None
         now = time.monotonic()

@@ -345,6 +345,17 @@ class RunStore:
             con.execute("INSERT OR REPLACE INTO strategy_state (id, after_seq, state) VALUES (1, ?, ?)",
                         (seq, dumps(state)))
 
+    def save_front(self, front: dict[str, Any]) -> None:
+        """Keep a multi-objective run's front and hypervolume history (derived from the trials; rewritten at the
+        end of every run or resume) in ``meta`` under ``front``."""
+        with self._txn() as con:
+            con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('front', ?)", (dumps(front),))
+
+    def front(self) -> dict[str, Any] | None:
+        """The stored front of a multi-objective run (``save_front``), or None."""
+        text = self._meta("front")
+        return None if text is None else dict(json.loads(text))
+
     def strategy_state(self) -> dict[str, Any] | None:
         row = self._con.execute("SELECT state FROM strategy_state WHERE id = 1").fetchone()
         return None if row is None else dict(json.loads(row[0]))

@@ -17,6 +17,8 @@ class Result:
     """What an evaluation gave: the reward strategies maximise, other metrics, cost numbers, status.
 
     ``reward`` is None unless ``status == "ok"``; ``seconds`` is wall (or simulated) evaluation time.
+    ``objectives``: in a multi-objective search, the values to minimise besides the reward (e.g. latency in ms),
+    in the run's order of objectives; empty in a single-objective search.
     """
 
     reward: float | None
@@ -25,6 +27,7 @@ class Result:
     seconds: float = 0.0
     status: str = "ok"
     error: str | None = None
+    objectives: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -35,13 +38,17 @@ class Result:
         return self.status == "ok" and self.reward is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"reward": self.reward, "metrics": dict(self.metrics), "cost": dict(self.cost),
-                "seconds": self.seconds, "status": self.status, "error": self.error}
+        d: dict[str, Any] = {"reward": self.reward, "metrics": dict(self.metrics), "cost": dict(self.cost),
+                             "seconds": self.seconds, "status": self.status, "error": self.error}
+        if self.objectives:
+            d["objectives"] = list(self.objectives)
+        return d
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> Result:
         return Result(d.get("reward"), dict(d.get("metrics") or {}), dict(d.get("cost") or {}),
-                      float(d.get("seconds") or 0.0), d.get("status", "ok"), d.get("error"))
+                      float(d.get("seconds") or 0.0), d.get("status", "ok"), d.get("error"),
+                      tuple(float(v) for v in d.get("objectives") or ()))
 
     @staticmethod
     def failure(error: str, seconds: float = 0.0, status: str = "failed") -> Result:

@@ -29,18 +29,32 @@ class Strategy(Protocol):
 
 StrategyFactory = Callable[..., Strategy]
 _STRATEGIES: dict[str, StrategyFactory] = {}
+_MULTI_OBJECTIVE: set[str] = set()
 
 
-def register_strategy(name: str) -> Callable[[StrategyFactory], StrategyFactory]:
+def register_strategy(name: str, multi_objective: bool = False) -> Callable[[StrategyFactory], StrategyFactory]:
+    """Register a factory under ``name``; ``multi_objective=True``: it reads ``Result.objectives`` (a vector
+    search), so a search with several objectives may use it."""
     def deco(factory: StrategyFactory) -> StrategyFactory:
         _STRATEGIES[name] = factory
+        if multi_objective:
+            _MULTI_OBJECTIVE.add(name)
         return factory
 
     return deco
 
 
-def list_strategies() -> list[str]:
-    return sorted(_STRATEGIES)
+def list_strategies(multi_objective: bool | None = None) -> list[str]:
+    """Registered names; ``multi_objective=True`` only those that search several objectives, False the others."""
+    return sorted(n for n in _STRATEGIES if multi_objective is None or (n in _MULTI_OBJECTIVE) == multi_objective)
+
+
+def check_objectives(name: str, n_objectives: int) -> None:
+    """Refuse a single-objective strategy in a search with more than one objective (one line naming those that
+    can)."""
+    if n_objectives > 1 and name not in _MULTI_OBJECTIVE:
+        raise NasforgeError(f"strategy {name!r} optimises one objective, not {n_objectives}; multi-objective "
+                            f"strategies: {', '.join(list_strategies(multi_objective=True))}")
 
 
 def get_strategy(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> Strategy:

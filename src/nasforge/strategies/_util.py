@@ -28,6 +28,16 @@ def reward_of(result: Result) -> float | None:
     return r if np.isfinite(r) else None
 
 
+def minimise_vector(result: Result) -> tuple[float, ...] | None:
+    """The objective vector to minimise, ``(-reward, *result.objectives)``, or None when the result is not ok or
+    any value is not finite (a single-objective result gives ``(-reward,)``)."""
+    r = reward_of(result)
+    if r is None:
+        return None
+    v = (-r, *(float(x) for x in result.objectives))
+    return v if all(np.isfinite(x) for x in v) else None
+
+
 def choices_of(space: SearchSpace, arch: Architecture) -> tuple[int, ...]:
     return tuple(int(c) for c in space.encode(arch))
 
