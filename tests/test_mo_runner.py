@@ -3,6 +3,7 @@ the store, one-line errors for bad objectives, and a multi-objective search kill
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -58,7 +59,7 @@ def test_strategy_is_told_the_vector_and_the_front_is_non_dominated(tmp_path: Pa
     front = [by[n] for n in res.front["front"]]
     assert len(front) == int(nondominated(pts).sum()) and all(t.ok for t in front)
     hv = res.front["hypervolume"]
-    assert len(hv) == len(res.trials) and hv[-1] > 0 and all(a <= b for a, b in zip(hv, hv[1:], strict=False))
+    assert len(hv) == len(res.trials) and hv[-1] > 0 and all(a <= b for a, b in itertools.pairwise(hv))
     with RunStore.open(tmp_path / "run") as store:
         assert store.front() == res.front and store.config["objectives"] == ["params", "peak_memory_bytes"]
     assert res.to_dict()["front"] == res.front

@@ -423,7 +423,7 @@ def benchmark_job(options: BenchmarkConfig | Mapping[str, Any],
 
 
 def _benchmark_job(cfg: BenchmarkConfig, out: Path | None,
-                   progress: Callable[[RunTrace, int], None] | None) -> BenchmarkResult:
+                   progress: Callable[[Any, int], None] | None) -> Any:
     from nasforge.report import write_report
     from nasforge.spaces import get_space
 
