@@ -37,6 +37,8 @@ def search(
     lr: Annotated[float | None, typer.Option()] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     workers: Annotated[int | None, typer.Option(help="parallel evaluations")] = None,
+    trial_timeout: Annotated[float | None, typer.Option(
+        help="seconds one evaluation may take; a longer one is stopped, recorded failed (default: none)")] = None,
     out: Annotated[str | None, typer.Option(help="run directory (default runs/search-<time>)")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file with any of these options")] = None,
     resume: Annotated[bool, typer.Option(help="continue the interrupted run in --out")] = False,
@@ -48,7 +50,7 @@ def search(
     flags = {"space": space, "strategy": strategy, "estimator": estimator, "dataset": dataset, "data_dir": data_dir,
              "subset": subset, "device": device, "precision": precision, "latency_model": latency_model,
              "budget": budget, "epochs": epochs, "final_epochs": final_epochs, "batch_size": batch_size, "lr": lr,
-             "seed": seed, "workers": workers, "out": out,
+             "seed": seed, "workers": workers, "out": out, "trial_timeout": trial_timeout,
              "space_options": parse_options(space_option, "--space-option") or None,
              "strategy_options": parse_options(strategy_option, "--strategy-option") or None,
              "constraints": list(constraint) if constraint else None}

@@ -12,6 +12,7 @@ space can meet), runs the search, trains the best candidate once more for its te
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -50,7 +51,7 @@ class SearchConfig(JobOptions):
     #: Options a resumed run may change: the number of evaluations, how many run in parallel (the trials do not
     #: depend on it) and the final training of the best (after the search). Any other option given must equal the
     #: stored one.
-    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = ("budget", "workers", "final_epochs")
+    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = ("budget", "workers", "final_epochs", "trial_timeout")
 
     space: str = DEFAULT_SPACE
     space_options: dict[str, Any] = field(default_factory=dict)
@@ -72,6 +73,8 @@ class SearchConfig(JobOptions):
     optimizer: str = "sgd"
     seed: int = 0
     workers: int = 1
+    #: seconds an evaluation may take before it is stopped and recorded failed (None: no limit)
+    trial_timeout: float | None = None
 
     def __post_init__(self) -> None:
         from nasforge.runner._constraints import canonical_constraints
@@ -95,6 +98,9 @@ class SearchConfig(JobOptions):
             raise NasforgeError(f"unknown estimator {self.estimator!r} for a search on a dataset; allowed: train "
                                 "(tabular benchmarks run with `nasforge benchmark`)")
         positive_ints(self, "budget", "epochs", "final_epochs", "batch_size", "workers")
+        t = self.trial_timeout
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t < math.inf):
+            raise NasforgeError(f"trial_timeout must be a number of seconds > 0, got {t!r}")
 
     def default_out(self) -> Path:
         return Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
@@ -206,6 +212,7 @@ def _run_job(cfg: SearchConfig, progress: Progress | None, resume: bool, say: Ca
                         workers=prep.config.workers, resume=resume, progress=progress,
                         precision=prep.config.precision, objective="macs", latency_fn=prep.latency_fn,
                         strategy_options=prep.config.strategy_options or None,
+                        trial_timeout=prep.config.trial_timeout,
                         config={"job": SearchConfig.JOB,
                                 "options": {**prep.config.to_dict(), "space_options": prep.space_options}})
     summary: dict[str, Any] = {"run_dir": str(prep.out_dir), "trials": len(result.trials)}

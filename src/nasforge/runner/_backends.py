@@ -7,28 +7,51 @@ A backend takes an architecture and gives back a *pending* evaluation; the loop 
   An estimator that raises or returns nonsense gives a ``failed`` Result, never an exception.
 - ``restart()``: after ``result()`` raised ``WorkerLost`` (a worker died): drop the broken workers; the loop
   resubmits the evaluations still in flight.
-- ``close()``: stop the workers (waits for running evaluations to end or be cancelled).
+- ``close()``: stop the workers. At the end of a search none is busy; on an error or Ctrl-C the evaluations still
+  running are abandoned (their workers are killed: their results would not be recorded anyway).
 
-``make_backend(estimator, workers)`` gives the local backend: inline evaluation for one worker, a spawn-safe
-process pool for more.
+``make_backend(estimator, workers, trial_timeout)`` gives the local backend: inline evaluation for one worker, a
+spawn-safe process pool for more (or for any number when a per-trial timeout is set: only a separate process
+can be stopped in the middle of an evaluation). Pool workers die with the search process (``die_with_parent``),
+ignore Ctrl-C (the search process stops them) and, with a timeout, report when each evaluation starts, so one that
+runs past ``trial_timeout`` seconds is killed and recorded ``failed`` with the reason; the other evaluations in
+flight are resubmitted (``WorkerLost(collateral=True)``).
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
+import ctypes
+import itertools
 import multiprocessing
+import os
+import signal
+import sys
+import threading
 import time
 import traceback
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Protocol
+from typing import Any, Protocol
 
 from nasforge.estimators import Estimator, Result
+from nasforge.runner._validate import valid_result
 from nasforge.spaces import Architecture
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+WATCHDOG_SECONDS = 1.0  # how often a worker without a parent-death signal checks its parent is alive
+POLL_SECONDS = 0.1  # how often a pending evaluation with a timeout checks its clock
 
 
 class WorkerLost(Exception):
-    """What ``Pending.result()`` raises when the worker running the evaluation died (killed, out of memory)."""
+    """What ``Pending.result()`` raises when the worker running the evaluation died (killed, out of memory).
+
+    ``collateral``: the backend stopped the workers itself (another evaluation ran past its timeout), so this
+    evaluation did nothing wrong and is simply run again."""
+
+    def __init__(self, message: str = "", collateral: bool = False) -> None:
+        super().__init__(message)
+        self.collateral = collateral
 
 
 class Pending(Protocol):
@@ -49,30 +72,54 @@ class Backend(Protocol):
 
 # -- evaluation (runs in the main process or in a worker) --------------------------------------------------
 def evaluate_safely(estimator: Estimator, arch: Architecture) -> tuple[Result, float]:
-    """(result, wall seconds); an estimator that raises or returns nonsense gives status ``failed``."""
+    """(result, wall seconds); an estimator that raises or returns nonsense gives status ``failed``. The result is
+    validated here already (``valid_result``), so a worker never sends back what cannot be pickled or stored."""
     t0 = time.perf_counter()
     try:
         res = estimator.evaluate(arch)
-        if not isinstance(res, Result):
-            res = Result.failure(f"estimator returned {type(res).__name__}, not a Result")
-        elif res.status == "ok" and (res.reward is None or not math.isfinite(float(res.reward))):
-            res = Result(None, res.metrics, res.cost, res.seconds, "failed", f"reward is {res.reward}")
     except Exception as e:  # the search goes on; the error text is kept with the trial
         last = traceback.format_exception_only(type(e), e)[-1].strip()
         res = Result.failure(last)
-    return res, time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    return valid_result(res, wall), wall
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make this (worker) process end when ``parent_pid`` does: the kernel's parent-death signal on Linux, a
+    watchdog thread on the parent's pid elsewhere; if the parent is already gone, end now."""
+    armed = False
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    if os.getppid() != parent_pid:  # it died before the signal was armed
+        os._exit(1)
+    if not armed:
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(WATCHDOG_SECONDS)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="nasforge-parent-watchdog", daemon=True).start()
 
 
 _WORKER_ESTIMATOR: Estimator | None = None
+_WORKER_STARTS: Any = None  # a queue of (token, pid, start time) when the search has a per-trial timeout
 
 
-def _init_worker(estimator: Estimator) -> None:
-    global _WORKER_ESTIMATOR
-    _WORKER_ESTIMATOR = estimator
+def _init_worker(estimator: Estimator, parent_pid: int | None = None, starts: Any = None) -> None:
+    global _WORKER_ESTIMATOR, _WORKER_STARTS
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
+    with contextlib.suppress(ValueError):  # Ctrl-C reaches the whole process group: the search process decides
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WORKER_ESTIMATOR, _WORKER_STARTS = estimator, starts
 
 
-def _evaluate_in_worker(arch: Architecture) -> tuple[Result, float]:
+def _evaluate_in_worker(arch: Architecture, token: int = -1) -> tuple[Result, float]:
     assert _WORKER_ESTIMATOR is not None
+    if _WORKER_STARTS is not None:
+        _WORKER_STARTS.put((token, os.getpid(), time.time()))
     return evaluate_safely(_WORKER_ESTIMATOR, arch)
 
 
@@ -104,49 +151,116 @@ class InlineBackend:
 
 
 class _PoolPending:
-    """A pool future whose broken pool reads as ``WorkerLost``."""
+    """A pool future: a broken pool reads as ``WorkerLost``; with a timeout, one running too long is stopped."""
 
-    def __init__(self, fut: Future[tuple[Result, float]]) -> None:
-        self.fut = fut
+    def __init__(self, backend: ProcessPoolBackend, fut: Future[tuple[Result, float]], token: int, gen: int) -> None:
+        self.backend, self.fut, self.token, self.gen = backend, fut, token, gen
 
     def result(self) -> tuple[Result, float]:
-        try:
-            return self.fut.result()
-        except BrokenProcessPool as e:
-            raise WorkerLost(str(e)) from e
+        timeout = self.backend.trial_timeout
+        while True:
+            try:
+                return self.fut.result(timeout=None if timeout is None else POLL_SECONDS)
+            except TimeoutError:
+                pass
+            except BrokenProcessPool as e:
+                raise WorkerLost(str(e), collateral=self.gen in self.backend.stopped) from e
+            except Exception as e:  # the result could not come back (e.g. not picklable): the trial fails
+                return Result.failure(f"the worker could not send the result back: {type(e).__name__}: {e}"), 0.0
+            assert timeout is not None
+            started = self.backend.started(self.token)
+            if started is not None and time.time() - started[1] > timeout:
+                seconds = time.time() - started[1]
+                self.backend.stop(self.gen, started[0])
+                return Result.failure(f"timed out after {timeout:g} s (trial timeout)", seconds=seconds), seconds
 
 
 class ProcessPoolBackend:
-    """``workers`` spawned processes, each holding the (pickled) estimator; started at the first submit."""
+    """``workers`` spawned processes, each holding the (pickled) estimator; started at the first submit.
 
-    def __init__(self, estimator: Estimator, workers: int) -> None:
+    ``trial_timeout`` (seconds, or None): an evaluation running longer is stopped (its worker killed, the pool
+    restarted) and recorded failed; the clock starts when a worker begins it, not at submit."""
+
+    def __init__(self, estimator: Estimator, workers: int, trial_timeout: float | None = None) -> None:
         self.estimator = estimator
         self.workers = workers
+        self.trial_timeout = trial_timeout
         self.pool: ProcessPoolExecutor | None = None
+        self.stopped: set[int] = set()  # pool generations the backend stopped on purpose
+        self._gen = 0
+        self._tokens = itertools.count()
+        self._starts: Any = None
+        self._started: dict[int, tuple[int, float]] = {}
+        self._futures: list[Future[tuple[Result, float]]] = []
 
     def _pool(self) -> ProcessPoolExecutor:
         if self.pool is None:
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_init_worker, initargs=(self.estimator,))
+            ctx = multiprocessing.get_context("spawn")
+            self._starts = ctx.Queue() if self.trial_timeout is not None else None
+            self._started = {}
+            self._gen += 1
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                            initargs=(self.estimator, os.getpid(), self._starts))
         return self.pool
 
     def submit(self, arch: Architecture) -> Pending:
-        return _PoolPending(self._pool().submit(_evaluate_in_worker, arch))
+        token = next(self._tokens)
+        try:
+            fut = self._pool().submit(_evaluate_in_worker, arch, token)
+        except BrokenProcessPool:  # a worker died since the last result: a fresh pool (the loop resubmits the rest)
+            self.restart()
+            fut = self._pool().submit(_evaluate_in_worker, arch, token)
+        self._futures = [f for f in self._futures if not f.done()] + [fut]
+        return _PoolPending(self, fut, token, self._gen)
+
+    def started(self, token: int) -> tuple[int, float] | None:
+        """(worker pid, start time) of the evaluation ``token`` once a worker has begun it."""
+        while self._starts is not None:
+            try:
+                t, pid, t0 = self._starts.get_nowait()
+            except Exception:  # queue.Empty, or a queue closed by a restart
+                break
+            self._started[int(t)] = (int(pid), float(t0))
+        return self._started.get(token)
+
+    def stop(self, gen: int, pid: int) -> None:
+        """Kill the worker ``pid`` of pool generation ``gen`` (an evaluation past its timeout) and restart."""
+        if gen != self._gen:
+            return
+        self.stopped.add(gen)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        self.restart()
 
     def restart(self) -> None:
         """After a worker died: drop the broken pool (the next submit makes a new one)."""
         if self.pool is not None:
+            self._kill(self.pool)
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = None
 
     def close(self) -> None:
+        """Stop the workers; evaluations still running (after an error or Ctrl-C) are abandoned, not awaited."""
         if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            busy = any(not f.done() for f in self._futures)
+            if busy:
+                self._kill(self.pool)
+            self.pool.shutdown(wait=not busy, cancel_futures=True)
             self.pool = None
 
+    @staticmethod
+    def _kill(pool: ProcessPoolExecutor) -> None:
+        procs = list((getattr(pool, "_processes", None) or {}).values())  # the executor has no public handle
+        for p in procs:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                p.kill()
+        for p in procs:
+            with contextlib.suppress(OSError, ValueError, AttributeError, AssertionError):
+                p.join(2.0)
 
-def make_backend(estimator: Estimator, workers: int) -> Backend:
-    """The local backend: inline for one worker, a process pool for more."""
-    if workers <= 1:
+
+def make_backend(estimator: Estimator, workers: int, trial_timeout: float | None = None) -> Backend:
+    """The local backend: inline for one worker, a process pool for more or with a per-trial timeout."""
+    if workers <= 1 and trial_timeout is None:
         return InlineBackend(estimator)
-    return ProcessPoolBackend(estimator, workers)
+    return ProcessPoolBackend(estimator, workers, trial_timeout)

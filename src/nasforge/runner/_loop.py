@@ -99,6 +99,7 @@ def run_search(
     max_trials: int | None = None,
     strategy_options: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
+    trial_timeout: float | None = None,
 ) -> SearchResult:
     """Search ``space`` with ``strategy`` until ``budget`` evaluations are told; returns the trials and best.
 
@@ -113,12 +114,17 @@ def run_search(
     front and its hypervolume history (``runner._objectives``).
     ``out_dir`` None keeps the run in memory; otherwise a run directory is created (it must not exist or be
     empty), or continued with ``resume=True``. ``workers > 1`` evaluates in a process pool (the estimator
-    must be picklable); the tell order is the ask order, so results do not depend on timing.
+    must be picklable); the tell order is the ask order, so results do not depend on timing. ``trial_timeout``
+    (seconds) stops an evaluation that runs longer and records it ``failed`` (it needs a process, so the pool is
+    used even with one worker); the search goes on.
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
         raise NasforgeError(f"budget must be an integer > 0, got {budget!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers <= 0:
         raise NasforgeError(f"workers must be an integer > 0, got {workers!r}")
+    if trial_timeout is not None and (isinstance(trial_timeout, bool) or not isinstance(trial_timeout, int | float)
+                                      or not 0 < trial_timeout < math.inf):
+        raise NasforgeError(f"trial timeout must be a number of seconds > 0, got {trial_timeout!r}")
     cons = constraints if isinstance(constraints, Constraints) else Constraints.of(
         constraints, precision, resolution, latency_fn)
     objective = ALIASES.get(objective, objective) if objective else objective  # the canonical cost key
@@ -160,7 +166,9 @@ def run_search(
         else:
             store = RunStore.create(out_dir, {**cfg, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     try:
-        return _Loop(space, strategy, estimator, budget, cons, workers, progress, objective, cap, store, objs).run()
+        loop = _Loop(space, strategy, estimator, budget, cons, workers, progress, objective, cap, store, objs)
+        loop.trial_timeout = trial_timeout
+        return loop.run()
     finally:
         if store is not None:
             store.close()
@@ -190,6 +198,8 @@ class _Loop:
         self.done = 0
         self.best: Trial | None = None
         self._last_snapshot = time.monotonic()
+        self.trial_timeout: float | None = None
+        self._lost: dict[int, int] = {}  # trial -> times its worker died under it
 
     # replay ------------------------------------------------------------------------------------------
     def replay(self) -> list[int]:
@@ -219,7 +229,7 @@ class _Loop:
 
     # the schedule ----------------------------------------------------------------------------------------
     def run(self) -> SearchResult:
-        backend = make_backend(self.estimator, self.workers)
+        backend = make_backend(self.estimator, self.workers, self.trial_timeout)
         inflight: deque[tuple[int, Pending]] = deque()
         stopped = "budget"
         try:
@@ -242,10 +252,16 @@ class _Loop:
                 number, pending = inflight.popleft()
                 try:
                     res, wall = pending.result()
-                except WorkerLost:
-                    res, wall = Result.failure("worker process died (killed or out of memory)"), 0.0
+                except WorkerLost as e:
                     backend.restart()
-                    inflight = deque((n, backend.submit(self.archs[n])) for n, _ in inflight)
+                    # a broken pool fails every evaluation in it: run this one again unless its worker died under
+                    # it before (then it is likely the cause: killed, out of memory); the others run again
+                    strikes = self._lost[number] = self._lost.get(number, 0) + (0 if e.collateral else 1)
+                    again = [number] if strikes < 2 else []
+                    inflight = deque((n, backend.submit(self.archs[n])) for n in [*again, *(n for n, _ in inflight)])
+                    if again:
+                        continue
+                    res, wall = Result.failure("worker process died (killed or out of memory)"), 0.0
                 self._tell(number, res, wall)
             if self.store is not None:
                 self.store.save_strategy_state(self._state())
