@@ -41,7 +41,7 @@ from nasforge._files import atomic_dir, write_atomic
 from nasforge.errors import NasforgeError
 from nasforge.estimators import Result, TabularEstimator
 from nasforge.jobs._config import JobOptions
-from nasforge.jobs._runs import CONFIG_NAME, check_run_dir, config_text, hold_run_dir
+from nasforge.jobs._runs import CONFIG_NAME, check_run_dir, config_text, hold_run_dir, on_interrupt
 from nasforge.spaces import Architecture, SearchSpace
 
 OPTUNA_REFERENCES = ("optuna-tpe", "optuna-gp")
@@ -418,7 +418,7 @@ def benchmark_job(options: BenchmarkConfig | Mapping[str, Any],
     if cfg.out is None:
         return _benchmark_job(cfg, None, progress)
     check_run_dir(cfg.out, BenchmarkConfig.JOB, can_resume=False)  # before anything is written, and again locked
-    with hold_run_dir(cfg.out):  # one writer per run folder, from the check to the last file
+    with hold_run_dir(cfg.out), on_interrupt(f"nothing was written to {cfg.out} (run the benchmark again)"):
         return _benchmark_job(cfg, check_run_dir(cfg.out, BenchmarkConfig.JOB, can_resume=False), progress)
 
 

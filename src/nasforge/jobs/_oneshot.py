@@ -24,7 +24,7 @@ from nasforge._files import atomic_dir, write_atomic
 from nasforge.errors import NasforgeError
 from nasforge.jobs._config import JobOptions
 from nasforge.jobs._oneshot_defaults import darts_arch_lr, dataset_defaults, space_defaults
-from nasforge.jobs._runs import check_run_dir, config_text, hold_run_dir
+from nasforge.jobs._runs import check_run_dir, config_text, hold_run_dir, on_interrupt
 from nasforge.oneshot import Supernet, SupernetEstimator, darts, make_supernet, proxyless, retrain, spos
 from nasforge.oneshot._latency import latency_range, measure_choice_latency, path_latency, table_from_lut
 from nasforge.oneshot._memory import step_peak_memory
@@ -163,7 +163,8 @@ def run_oneshot(options: OneShotConfig | Mapping[str, Any],
     end); the summary. ``options`` is a config or the options given (the others take their defaults)."""
     cfg = OneShotConfig.of(options)
     cfg = replace(cfg, out=str(check_run_dir(cfg.out or cfg.default_out(), OneShotConfig.JOB, can_resume=False)))
-    with hold_run_dir(str(cfg.out)):  # one writer per run folder, from the check to the last file
+    with hold_run_dir(str(cfg.out)), on_interrupt(f"nothing was written to {cfg.out} (a one-shot run cannot be "
+                                                  "resumed: run it again)"):  # one writer, to the last file
         return _run_oneshot(cfg, progress, status)
 
 

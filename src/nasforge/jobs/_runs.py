@@ -10,17 +10,25 @@ of a run store (``nasforge search``), so the check can say "runs/x holds a onesh
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
+import re
+import shutil
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from nasforge.errors import NasforgeError
+from nasforge.errors import Interrupted, NasforgeError
 from nasforge.runner._lock import hold_run
 from nasforge.runner._store import CONFIG_NAME, RUN_SEARCH, job_of
 
-__all__ = ["CONFIG_NAME", "RUN_SEARCH", "check_run_dir", "config_text", "hold_run_dir", "job_of"]
+__all__ = ["CONFIG_NAME", "RUN_SEARCH", "check_run_dir", "clean_temporaries", "config_text", "hold_run_dir", "job_of",
+           "on_interrupt"]
 
 hold_run_dir = hold_run
 """``with hold_run_dir(out):`` holds the run folder's lock (one writer) for a job's whole life."""
@@ -71,3 +79,32 @@ def _check_writable(p: Path) -> None:
         raise NasforgeError(f"output path {p} lies under {q}, which is a file, not a folder; choose another path")
     if not os.access(q, os.W_OK):
         raise NasforgeError(f"cannot write to {q} (read-only folder or file system); choose another --out")
+
+
+@contextmanager
+def on_interrupt(hint: str) -> Iterator[None]:
+    """Ctrl-C or SIGTERM inside the block becomes ``Interrupted`` with ``hint`` (what was kept, how to go on), the
+    one line the CLI prints. Writes are atomic and transactions roll back, so nothing is left half-written."""
+    try:
+        yield
+    except (KeyboardInterrupt, Interrupted) as e:
+        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+        word = "terminated" if signum == signal.SIGTERM else "interrupted"
+        raise Interrupted(f"{word}; {hint}", int(signum)) from None
+
+
+def clean_temporaries(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Remove what a killed writer left half-done: temporary files and folders (``.NAME.XXXX.tmp*``) of atomic
+    writes in the run folder and its ``best/``, and the temporary folder of its creation beside it. Call it only
+    while holding the run's lock (``hold_run_dir``): then no other writer can own them. Returns what it removed."""
+    p = Path(run_dir)
+    mine = re.compile(rf"\.{re.escape(p.name)}\.[a-z0-9_]{{8}}\.tmp")  # tempfile.mkdtemp's names, not a sibling's
+    found = [*p.glob(".*.tmp*"), *(p / "best").glob(".*.tmp*"),
+             *(q for q in p.parent.glob(f".{glob.escape(p.name)}.*.tmp") if mine.fullmatch(q.name))]
+    for q in found:
+        if q.is_dir() and not q.is_symlink():
+            shutil.rmtree(q, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                q.unlink()
+    return found

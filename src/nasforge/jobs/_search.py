@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from nasforge._files import atomic_dir
 from nasforge.errors import NasforgeError
 from nasforge.jobs._config import JobOptions, positive_ints
-from nasforge.jobs._runs import check_run_dir, hold_run_dir
+from nasforge.jobs._runs import check_run_dir, clean_temporaries, hold_run_dir, on_interrupt
 from nasforge.report import write_report
 from nasforge.report._search import BEST_DIR, SUMMARY
 from nasforge.spaces import SearchSpace, get_space
@@ -198,7 +198,9 @@ def run_job(options: SearchConfig | Mapping[str, Any], progress: Progress | None
     cfg = _resumed(given) if resume else SearchConfig.new(given)
     out = cfg.out or str(cfg.default_out())
     check_run_dir(out, SearchConfig.JOB, resume=resume)  # before anything is written, and again locked
-    with hold_run_dir(out):  # one writer per run folder, from the checks to the report
+    with hold_run_dir(out), on_interrupt(f"the run is kept in {out}: continue it with "
+                                         f"`nasforge search --out {out} --resume`"):
+        clean_temporaries(out)  # what a killed run left half-written (a .best.* folder, a temp file)
         return _run_job(replace(cfg, out=out), progress, resume, say)
 
 

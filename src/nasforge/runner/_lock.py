@@ -15,6 +15,7 @@ file it locked is still the one at the path, so removing it cannot let two write
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import threading
@@ -78,10 +79,10 @@ def acquire(run_dir: str | os.PathLike[str]) -> Path:
         for _ in range(10):  # retried only when the file was replaced between open and lock
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            except PermissionError:
-                raise NasforgeError(f"cannot write the run folder {run_dir}: {path.parent} is not writable "
-                                    "(read-only folder or file system?)") from None
             except OSError as e:
+                if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                    raise NasforgeError(f"cannot write the run folder {run_dir}: {path.parent} is not writable "
+                                        f"(read-only folder or file system: {e.strerror})") from None
                 raise NasforgeError(f"cannot lock the run folder {run_dir}: {e.strerror or e}") from None
             if not _try_lock(fd):
                 os.close(fd)

@@ -17,6 +17,7 @@ Storage contract (what resume relies on):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -132,12 +134,16 @@ def is_run_dir(path: str | os.PathLike[str]) -> bool:
     if not db.is_file():
         return False
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        con = _connect_readonly(db)
         try:
             row = con.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
         finally:
             con.close()
-    except sqlite3.Error:
+    except sqlite3.DatabaseError as e:  # a run store that cannot be read is a damaged run, not "no run"
+        text = str(e).lower()
+        if "malformed" in text or "not a database" in text or "corrupt" in text:
+            raise NasforgeError(f"the run store {db} is damaged ({e}); its trials cannot be read "
+                                "(restore it from a copy, or start a new run elsewhere)") from None
         return False
     return row is not None and row[0] == FORMAT
 
@@ -182,6 +188,14 @@ def check_new_run_dir(out_dir: str | os.PathLike[str]) -> Path:
         if any(path.iterdir()):
             raise NasforgeError(f"output directory {path} exists and is not a nasforge run; refusing to write")
     return path
+
+
+def _connect_readonly(db: Path) -> sqlite3.Connection:
+    """A read-only connection; on a folder nobody can write (read-only medium) ``immutable``, since SQLite could not
+    create the WAL index there and no writer can change the file."""
+    if os.access(db.parent, os.W_OK):
+        return sqlite3.connect(f"file:{quote(str(db))}?mode=ro", uri=True)
+    return sqlite3.connect(f"file:{quote(str(db))}?mode=ro&immutable=1", uri=True)
 
 
 def _connect(db: Path) -> sqlite3.Connection:
@@ -247,7 +261,8 @@ class RunStore:
         try:
             if not is_run_dir(path):
                 raise NasforgeError(f"{path} is not a nasforge run (no {DB_NAME} with a run in it)")
-            store = cls(path, _connect(path / DB_NAME), lock)
+            con = _connect(path / DB_NAME) if write or os.access(path, os.W_OK) else _connect_readonly(path / DB_NAME)
+            store = cls(path, con, lock)
         except BaseException:
             if lock is not None:
                 release(lock)
@@ -275,10 +290,12 @@ class RunStore:
         self._con.execute("BEGIN IMMEDIATE")
         try:
             yield self._con
+            self._con.execute("COMMIT")
         except BaseException:
-            self._con.execute("ROLLBACK")
+            if self._con.in_transaction:  # SQLite may have rolled back itself (disk full): keep the first error
+                with contextlib.suppress(sqlite3.Error):
+                    self._con.execute("ROLLBACK")
             raise
-        self._con.execute("COMMIT")
 
     def _meta(self, key: str) -> str | None:
         row = self._con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
