@@ -118,6 +118,7 @@ def valid_result(res: Any, wall: float = 0.0) -> Result:
             raise _Bad(f"seconds is {seconds} (negative)")
         metrics = _mapping(res.metrics, "metrics", finite=False)
         cost = _mapping(res.cost, "cost", finite=True)
+        objectives = tuple(as_number(v, f"objectives[{i}]") for i, v in enumerate(getattr(res, "objectives", ())))
     except _Bad as e:
         return Result.failure(f"invalid result: {e}", seconds=_seconds(wall))
     reward: float | None = None
@@ -128,7 +129,7 @@ def valid_result(res: Any, wall: float = 0.0) -> Result:
             reward = as_number(res.reward, "reward")
         except _Bad as e:
             return Result(None, metrics, cost, seconds, "failed", f"invalid result: {e}")
-    return Result(reward, metrics, cost, seconds, status, error)
+    return Result(reward, metrics, cost, seconds, status, error, objectives)
 
 
 def _seconds(wall: float) -> float:
