@@ -69,7 +69,7 @@ def test_cli_fit_json_keys_and_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     lines = ["arch,my_dev"] + [f"{a},{2.0 + sum(cost[c] for c in a.choices):.4f}" for a in archs]
     csv.write_text("\n".join(lines) + "\n")
     base = ["latency", "fit", "--table", str(csv), "--arch-col", "arch", "--space", "nb201"]
-    model = tmp_path / "lat.pkl"
+    model = tmp_path / "lat.json"
     assert main([*base, "--target-col", "my_dev", "--train", "60", "--seed", "0", "--json", "--save", str(model)]) == 0
     d = json.loads(capsys.readouterr().out)
     assert set(d) == {"within_10pct", "within_5pct", "spearman", "rmse", "n_train", "n_test"}
@@ -85,8 +85,8 @@ def test_cli_fit_json_keys_and_errors(tmp_path: Path, capsys: pytest.CaptureFixt
         assert main([*base, *args]) == 2
         err = capsys.readouterr().err
         assert msg in err and err.count("\n") == 1
-    assert main([*base, "--target-col", "my_dev", "--train", "10", "--save", str(tmp_path / "m.bin")]) == 2
-    assert "must end in .pkl" in capsys.readouterr().err
+    assert main([*base, "--target-col", "my_dev", "--train", "10", "--save", str(tmp_path / "m.pkl")]) == 2
+    assert "must end in .json" in capsys.readouterr().err
     assert main(["latency", "fit", "--table", str(csv), "--arch-col", "missing", "--space", "nb201",
                  "--target-col", "my_dev"]) == 2
     err = capsys.readouterr().err

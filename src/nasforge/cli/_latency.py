@@ -132,8 +132,8 @@ def fit_cmd(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     option: OptionArg = None,
     naive: Annotated[bool, typer.Option("--naive", help="the baseline: one-hot only, squared loss")] = False,
-    save: Annotated[str | None, typer.Option("--save", help="pickle the fitted predictor here (.pkl), for "
-                                             "latency constraints")] = None,
+    save: Annotated[str | None, typer.Option("--save", help="write the fitted predictor here (.json, no pickle), "
+                                             "for latency constraints (--latency-model)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train a latency predictor on N random rows of a table; report accuracy on all other rows."""
@@ -146,8 +146,8 @@ def fit_cmd(
         raise NasforgeError(f"--train {train} must be between 2 and {len(texts) - 1} (the table has {len(texts)} "
                             "rows; at least one is left to test on)")
     archs = parse_archs(sp, texts, f"table {table}")
-    if save is not None and not save.endswith(".pkl"):
-        raise NasforgeError(f"--save {save!r} must end in .pkl")
+    if save is not None and not save.endswith(".json"):
+        raise NasforgeError(f"--save {save!r} must end in .json")
     rep = fit_on_table(sp, archs, y, train, seed, naive=naive, column=target_col)
     if save is not None and rep.predictor is not None:
         rep.predictor.save(save, space, parse_options(option))

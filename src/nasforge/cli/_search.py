@@ -28,7 +28,7 @@ def search(
         help="device profile name or YAML file (default stm32f746; none: no device limits)")] = None,
     precision: Annotated[str | None, typer.Option(help="precision of memory constraints: int8 | fp32")] = None,
     constraint: Annotated[list[str] | None, typer.Option(help="extra constraint, e.g. 'macs<=50e6'")] = None,
-    latency_model: Annotated[str | None, typer.Option(help="latency LUT (.json/.yaml) or predictor (.pkl) "
+    latency_model: Annotated[str | None, typer.Option(help="latency LUT (.json/.yaml) or predictor (.json) "
                                                              "for 'latency<=MS' constraints")] = None,
     budget: Annotated[int | None, typer.Option(help="architectures to train")] = None,
     epochs: Annotated[int | None, typer.Option(help="training epochs per candidate")] = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from nasforge.hardware._devices import Device, get_device
 from nasforge.hardware._latency import measure_latencies, measure_latency
 from nasforge.hardware._lut import LatencyTable, load_ofa_table
-from nasforge.hardware._predictor import LatencyPredictor, load_latency_model
+from nasforge.hardware._predictor import LatencyPredictor, load_latency_model, resave_pickled_predictor
 
 __all__ = [
     "Device",
@@ -20,4 +20,5 @@ __all__ = [
     "load_ofa_table",
     "measure_latencies",
     "measure_latency",
+    "resave_pickled_predictor",
 ]

@@ -22,9 +22,9 @@ value before the log, so the near-zero latencies of degenerate networks stay fin
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
-import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,6 +35,7 @@ import numpy as np
 
 from nasforge._files import write_atomic
 from nasforge.errors import NasforgeError
+from nasforge.hardware._trees import TreeEnsemble
 
 if TYPE_CHECKING:
     from nasforge.blocks._spec import Spec
@@ -228,7 +229,11 @@ class LatencyPredictor:
         self.space = space
         self.encoder = ArchFeatures(space, features, lut)
         self.config = model or ModelConfig()
-        self._model: Any = None
+        self._model: TreeEnsemble | None = None
+        #: exact latencies by canonical architecture string, used before the trees (a transfer model's predictions
+        #: for every architecture of its prior; empty for a plain predictor)
+        self.lookup: dict[str, float] = {}
+        self.info: dict[str, Any] = {}
 
     @staticmethod
     def naive(space: SearchSpace, seed: int = 0) -> LatencyPredictor:
@@ -251,18 +256,26 @@ class LatencyPredictor:
         elif self.encoder.names is None or X.shape[1] != len(self.encoder.names):
             raise NasforgeError("precomputed features must come from this predictor's encoder (see encode())")
         c = self.config
-        self._model = GradientBoostingRegressor(loss=c.loss, n_estimators=c.n_estimators,
-                                                learning_rate=c.learning_rate, max_depth=c.max_depth,
-                                                random_state=c.seed)
-        self._model.fit(X, np.log(np.maximum(y, FLOOR_MS)))
+        gbm = GradientBoostingRegressor(loss=c.loss, n_estimators=c.n_estimators, learning_rate=c.learning_rate,
+                                        max_depth=c.max_depth, random_state=c.seed)
+        gbm.fit(X, np.log(np.maximum(y, FLOOR_MS)))
+        self._model = TreeEnsemble.from_sklearn(gbm)  # plain arrays: what is saved is what predicts
+        self.lookup = {}
         return self
 
     def predict_many(self, archs: Sequence[Architecture], X: np.ndarray | None = None) -> np.ndarray:
         if self._model is None:
             raise NasforgeError("the latency predictor is not fitted; call fit(archs, ms) first")
+        if self.lookup:
+            known = [self.lookup.get(str(a)) for a in archs]
+            if all(v is not None for v in known):
+                return np.asarray(known, dtype=float)
         if X is None:
             X = self.encoder.transform(archs)
-        return np.asarray(np.exp(self._model.predict(X)), dtype=float)
+        out = np.asarray(np.exp(self._model.predict(X)), dtype=float)
+        if self.lookup:
+            out = np.asarray([o if v is None else v for o, v in zip(out, known, strict=True)], dtype=float)
+        return out
 
     def predict(self, arch: Architecture) -> float:
         """Predicted milliseconds of one architecture."""
@@ -273,51 +286,134 @@ class LatencyPredictor:
         return self.predict(arch)
 
     def save(self, path: str | os.PathLike[str], space_name: str | None = None,
-             space_options: dict[str, Any] | None = None) -> Path:
-        """Pickle the fitted model with its feature columns and the space (name + options) it is for."""
+             space_options: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Path:
+        """Write the fitted model as JSON (``.json``): the feature columns, the space (name + options) it is for
+        and the trees' numbers (``TreeEnsemble``); no pickle, so loading it can never run code."""
         if self._model is None or self.encoder.names is None:
             raise NasforgeError("the latency predictor is not fitted; nothing to save")
-        state = {"format": "nasforge-latency-predictor/1", "space": space_name or self.space.name,
-                 "space_options": dict(space_options or {}), "groups": self.encoder.groups,
-                 "names": self.encoder.names, "config": self.config.__dict__, "model": self._model}
         p = Path(path)
-        return write_atomic(p, pickle.dumps(state))
+        if p.suffix != ".json":
+            raise NasforgeError(f"latency predictor file {str(p)!r} must end in .json (a pickle is no longer written)")
+        state: dict[str, Any] = {
+            "format": PREDICTOR_FORMAT, "space": space_name or self.space.name,
+            "space_options": dict(space_options or {}), "groups": list(self.encoder.groups),
+            "names": list(self.encoder.names), "config": dict(self.config.__dict__), "model": self._model.to_json(),
+            "lookup": self.lookup or {}, **(extra or {})}
+        return write_atomic(p, json.dumps(state, separators=(",", ":")))
 
     @staticmethod
     def load(path: str | os.PathLike[str], space: SearchSpace | None = None) -> LatencyPredictor:
-        """A predictor written by ``save`` (only load files you trust: this unpickles)."""
+        """A predictor written by ``save``. Reads JSON only; a pickle (an old ``.pkl``) is refused unread."""
         from nasforge.spaces import get_space
 
         p = Path(path)
-        if not p.is_file():
-            raise NasforgeError(f"latency predictor file {str(p)!r} does not exist")
-        try:
-            with p.open("rb") as f:
-                state = pickle.load(f)
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-            raise NasforgeError(f"{str(p)!r} is not a saved latency predictor") from None
-        if not isinstance(state, dict) or state.get("format") != "nasforge-latency-predictor/1":
-            raise NasforgeError(f"{str(p)!r} is not a saved latency predictor (format nasforge-latency-predictor/1)")
+        state = _read_predictor_json(p)
+        where = f"latency predictor {str(p)!r}"
+        if not isinstance(state.get("space"), str) or not isinstance(state.get("space_options"), dict):
+            raise NasforgeError(f"{where}: 'space' must be a name and 'space_options' a mapping")
+        groups, names = state.get("groups"), state.get("names")
+        if not (isinstance(groups, list) and all(isinstance(g, str) for g in groups)
+                and isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise NasforgeError(f"{where}: 'groups' and 'names' must be lists of strings")
+        cfg = state.get("config")
+        fields = set(ModelConfig.__dataclass_fields__)
+        if not isinstance(cfg, dict) or not set(cfg) <= fields:
+            raise NasforgeError(f"{where}: 'config' must be a mapping with keys among {', '.join(sorted(fields))}")
+        model = TreeEnsemble.from_json(state.get("model"), where)
+        if model.n_features != len(names):
+            raise NasforgeError(f"{where}: the model wants {model.n_features} features but {len(names)} are named")
+        lookup = state.get("lookup") or {}
+        if not isinstance(lookup, dict) or not all(
+                isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                and v >= 0 for k, v in lookup.items()):
+            raise NasforgeError(f"{where}: 'lookup' must map architecture strings to finite latencies >= 0 ms")
         sp = space or get_space(state["space"], **state["space_options"])
-        pred = LatencyPredictor(sp, state["groups"], ModelConfig(**state["config"]))
-        pred.encoder.names = list(state["names"])
-        pred._model = state["model"]
+        pred = LatencyPredictor(sp, groups, ModelConfig(**cfg))
+        pred.encoder.names = list(names)
+        pred._model = model
+        pred.lookup = {k: float(v) for k, v in lookup.items()}
+        pred.info = {k: v for k, v in state.items() if k == "transfer"}
         return pred
 
 
+PREDICTOR_FORMAT = "nasforge-latency-predictor/2"
+PICKLE_HINT = ("re-fit and save it as JSON (`nasforge latency fit ... --save model.json`), or, for a file you trust, "
+               "convert it: python -c \"from nasforge.hardware import resave_pickled_predictor as r; "
+               "r('OLD.pkl', 'NEW.json')\"")
+
+
+def _is_pickle(p: Path) -> bool:
+    """Pickles start with the PROTO opcode (protocol 2+) or are named .pkl/.pickle; we look, never unpickle."""
+    if p.suffix.lower() in (".pkl", ".pickle"):
+        return True
+    with p.open("rb") as f:
+        return f.read(1) == b"\x80"
+
+
+def _read_predictor_json(p: Path) -> dict[str, Any]:
+    if not p.is_file():
+        raise NasforgeError(f"latency predictor file {str(p)!r} does not exist")
+    if _is_pickle(p):
+        raise NasforgeError(f"refusing to load {str(p)!r}: it is a pickle, and loading a pickle can run code; "
+                            + PICKLE_HINT)
+    try:
+        state = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise NasforgeError(f"latency predictor {str(p)!r} is not valid JSON ({e})") from None
+    if not isinstance(state, dict) or state.get("format") != PREDICTOR_FORMAT:
+        raise NasforgeError(f"{str(p)!r} is not a saved latency predictor (format {PREDICTOR_FORMAT})")
+    return state
+
+
+def resave_pickled_predictor(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+    """Convert a predictor pickled by an older nasforge (format nasforge-latency-predictor/1) to the JSON format.
+
+    This UNPICKLES ``src``, which runs any code the file names: call it only on a file you made or trust.
+    Nothing else in nasforge reads pickles.
+    """
+    import pickle
+
+    with open(src, "rb") as f:
+        state = pickle.load(f)  # explicit, documented trust: the one pickle reader in nasforge
+    if not isinstance(state, dict) or state.get("format") != "nasforge-latency-predictor/1":
+        raise NasforgeError(f"{str(src)!r} is not a pickled nasforge latency predictor (format /1)")
+    from nasforge.spaces import get_space
+
+    space_options = dict(state["space_options"])
+    pred = LatencyPredictor(get_space(state["space"], **space_options), state["groups"],
+                            ModelConfig(**state["config"]))
+    pred.encoder.names = list(state["names"])
+    pred._model = TreeEnsemble.from_sklearn(state["model"])
+    return pred.save(dst, state["space"], space_options)
+
+
 def load_latency_model(path: str | os.PathLike[str], space: SearchSpace | None = None) -> Callable[[Any], float]:
-    """``latency_fn(arch) -> ms`` from a lookup table (.json/.yaml/.yml) or a saved predictor (.pkl)."""
-    p = str(path)
-    if p.endswith((".json", ".yaml", ".yml")):
+    """``latency_fn(arch) -> ms`` from a lookup table (.json/.yaml/.yml) or a saved predictor (.json).
+
+    A ``.json`` file is a predictor when its ``format`` says so, else a lookup table. Pickles are refused unread.
+    """
+    p = Path(path)
+    if p.is_file() and _is_pickle(p):
+        raise NasforgeError(f"refusing to load {str(p)!r}: it is a pickle, and loading a pickle can run code; "
+                            + PICKLE_HINT)
+    if p.suffix in (".json", ".yaml", ".yml"):
+        if p.suffix == ".json" and p.is_file() and _json_format(p) == PREDICTOR_FORMAT:
+            return LatencyPredictor.load(p, space)
         from nasforge.hardware._lut import LatencyTable
 
         table = LatencyTable.load(p)
         if space is not None:
             table.bind(space)
         return table.predict
-    if p.endswith(".pkl"):
-        return LatencyPredictor.load(p, space)
-    raise NasforgeError(f"latency model {p!r} must be a lookup table (.json, .yaml) or a predictor (.pkl)")
+    raise NasforgeError(f"latency model {str(p)!r} must be a lookup table (.json, .yaml) or a predictor (.json)")
+
+
+def _json_format(p: Path) -> Any:
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None  # the table loader reports the bad file
+    return d.get("format") if isinstance(d, dict) else None
 
 
 # -- metrics and the table workflow ---------------------------------------------------------------------------

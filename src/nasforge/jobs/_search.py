@@ -170,7 +170,7 @@ def prepare(cfg: SearchConfig, resume: bool = False) -> Prepared:
 
         if not Path(cfg.latency_model).is_file():
             raise NasforgeError(f"latency model {cfg.latency_model} does not exist "
-                                "(expected a LUT .json/.yaml or a predictor .pkl)")
+                                "(expected a LUT .json/.yaml or a predictor .json)")
         latency_fn = load_latency_model(cfg.latency_model, space)
     elif any(c.strip().startswith("latency") for c in cons):
         raise NasforgeError("a latency constraint needs --latency-model FILE (build one with `nasforge latency build` "
