@@ -14,9 +14,9 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "nasforge"
 FILES = sorted(SRC.rglob("*.py"))
 #: modules allowed to unpickle, and why: CIFAR-10 batches are pickles; ``_ArrayUnpickler`` allows numpy arrays and
-#: plain containers only (tests/test_data.py has a malicious batch). The latency predictor's file format is
-#: issue 17 item 1 (owned by the fewshot work): it is listed until that lands.
-PICKLE_OK = {"data/_loaders.py", "hardware/_predictor.py"}
+#: plain containers only (tests/test_data.py has a malicious batch). Latency predictors are JSON now; ``_legacy``
+#: converts an old pickled one on request, under an allow-list of globals (tests/test_predictor_file.py).
+PICKLE_OK = {"data/_loaders.py", "hardware/_legacy.py"}
 
 
 def _calls(path: Path) -> list[tuple[str, ast.Call]]:

@@ -105,6 +105,11 @@ def test_malicious_pickle_is_refused_without_running(tmp_path: Path, name: str,
     assert err.count("\n") == 1 and (name == "model.bin" or "pickle" in err)
     assert not marker.exists()
     assert not (tmp_path / "run").exists()
+    from nasforge.hardware import resave_pickled_predictor
+
+    with pytest.raises(NasforgeError, match=r"refusing to convert: the pickle names pathlib\S*\.touch"):
+        resave_pickled_predictor(evil, tmp_path / "converted.json")  # the converter's allow-list refuses it too
+    assert not marker.exists() and not (tmp_path / "converted.json").exists()
     pickle.loads(evil.read_bytes())  # the control: the payload really creates the file when unpickled
     assert marker.exists()
 

@@ -337,9 +337,9 @@ class LatencyPredictor:
 
 
 PREDICTOR_FORMAT = "nasforge-latency-predictor/2"
-PICKLE_HINT = ("re-fit and save it as JSON (`nasforge latency fit ... --save model.json`), or, for a file you trust, "
-               "convert it: python -c \"from nasforge.hardware import resave_pickled_predictor as r; "
-               "r('OLD.pkl', 'NEW.json')\"")
+PICKLE_HINT = ("re-fit and save it as JSON (`nasforge latency fit ... --save model.json`), or convert an old nasforge "
+               "predictor under an allow-list: python -c \"from nasforge.hardware import resave_pickled_predictor "
+               "as r; r('OLD.pkl', 'NEW.json')\"")
 
 
 def _is_pickle(p: Path) -> bool:
@@ -368,17 +368,13 @@ def _read_predictor_json(p: Path) -> dict[str, Any]:
 def resave_pickled_predictor(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
     """Convert a predictor pickled by an older nasforge (format nasforge-latency-predictor/1) to the JSON format.
 
-    This UNPICKLES ``src``, which runs any code the file names: call it only on a file you made or trust.
-    Nothing else in nasforge reads pickles.
+    The pickle is read under an allow-list of the globals such a file holds (``_legacy``), so even this
+    conversion refuses a file that would run code; the result is a ``.json`` predictor.
     """
-    import pickle
-
-    with open(src, "rb") as f:
-        state = pickle.load(f)  # explicit, documented trust: the one pickle reader in nasforge
-    if not isinstance(state, dict) or state.get("format") != "nasforge-latency-predictor/1":
-        raise NasforgeError(f"{str(src)!r} is not a pickled nasforge latency predictor (format /1)")
+    from nasforge.hardware._legacy import read_legacy_predictor
     from nasforge.spaces import get_space
 
+    state = read_legacy_predictor(src)
     space_options = dict(state["space_options"])
     pred = LatencyPredictor(get_space(state["space"], **space_options), state["groups"],
                             ModelConfig(**state["config"]))
