@@ -72,7 +72,8 @@ def test_cli_fit_json_keys_and_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     model = tmp_path / "lat.json"
     assert main([*base, "--target-col", "my_dev", "--train", "60", "--seed", "0", "--json", "--save", str(model)]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert set(d) == {"within_10pct", "within_5pct", "spearman", "rmse", "n_train", "n_test"}
+    assert set(d) == {"within_10pct", "within_5pct", "spearman", "kendall", "rmse", "n_train", "n_test",
+                      "noise_ceiling_10pct"}
     assert d["n_train"] == 60 and d["n_test"] == len(archs) - 60
     assert d["spearman"] > 0.9 and d["within_10pct"] > 0.6
     fn = load_latency_model(model)

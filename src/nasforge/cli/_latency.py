@@ -25,6 +25,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 def measure_cmd(
     space: Annotated[str | None, typer.Option("--space", help="space of --arch")] = None,
     arch: Annotated[str | None, typer.Option("--arch", help="architecture string of --space")] = None,
+    archs: Annotated[str | None, typer.Option("--archs", help="CSV list of architectures of --space (column 'arch', "
+                                              "e.g. from `latency suggest --out`) to time one after another")] = None,
+    out: Annotated[str | None, typer.Option("--out", help="with --archs: write the table (arch, COLUMN ms) here, "
+                                            "to fit from")] = None,
+    column: Annotated[str, typer.Option("--column", help="with --archs: latency column name in --out")] = "host_ms",
     onnx: Annotated[str | None, typer.Option("--onnx", help="an exported ONNX file instead of --space/--arch")] = None,
     input_shape: Annotated[str | None, typer.Option("--input-shape", help="with --onnx: e.g. 1,3,224,224")] = None,
     option: OptionArg = None,
@@ -35,10 +40,25 @@ def measure_cmd(
     repeats: Annotated[int, typer.Option("--repeats")] = 50,
     as_json: JsonOpt = False,
 ) -> None:
-    """Median, min and IQR latency (ms, batch 1) of one architecture or an ONNX file."""
+    """Median, min and IQR latency (ms, batch 1) of one architecture, a list of them (--archs) or an ONNX file."""
     from nasforge.hardware import measure_latency
     from nasforge.hardware._latency import measure_onnx_file
 
+    if archs is not None:
+        from nasforge.hardware._fewshot import measure_list
+
+        if space is None:
+            raise NasforgeError("--archs needs --space")
+        if out is not None and not out.endswith(".csv"):
+            raise NasforgeError(f"--out {out!r} must end in .csv")
+        rows = measure_list(get_space(space, **parse_options(option)), archs, out, column, device, runtime,
+                            threads, warmup, repeats)
+        if as_json:
+            typer.echo(json.dumps(rows))
+        else:
+            for r in rows:
+                typer.echo(f"{r[column]:.4f} ms  {r['arch']}")
+        return
     if onnx is not None:
         if input_shape is None:
             raise NasforgeError("--onnx needs --input-shape, e.g. 1,3,224,224")
@@ -122,13 +142,31 @@ def predict_cmd(
             typer.echo(f"{r['ms']:.4f} ms  {r['arch']}")
 
 
+PriorOpt = Annotated[list[str] | None, typer.Option("--prior-table", help="CSV of latencies of the same space on "
+                                                 "other devices (repeatable); enables transfer")]
+PriorColsOpt = Annotated[list[str] | None, typer.Option("--prior-cols", help="device columns of the prior tables to "
+                                                        "use (repeatable or comma-separated; default: every "
+                                                        "numeric column except row numbers)")]
+ChooseOpt = Annotated[str, typer.Option("--choose", help="which rows to measure/train on: active (spread over the "
+                                        "prior) or random")]
+
+
+def _cols(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [c.strip() for v in values for c in v.split(",") if c.strip()]
+
+
 @latency_app.command("fit")
 def fit_cmd(
     table: Annotated[str, typer.Option("--table", help="CSV of measured latencies")],
     arch_col: Annotated[str, typer.Option("--arch-col", help="column holding architecture strings")],
     target_col: Annotated[str, typer.Option("--target-col", help="latency column (ms) to predict")],
     space: Annotated[str, typer.Option("--space", help="space the architecture strings belong to")],
-    train: Annotated[int, typer.Option("--train", help="rows to train on (random); the rest are the test")] = 1000,
+    train: Annotated[int, typer.Option("--train", help="rows to train on; the rest are the test")] = 1000,
+    prior_table: PriorOpt = None,
+    prior_cols: PriorColsOpt = None,
+    choose: ChooseOpt = "random",
     seed: Annotated[int, typer.Option("--seed")] = 0,
     option: OptionArg = None,
     naive: Annotated[bool, typer.Option("--naive", help="the baseline: one-hot only, squared loss")] = False,
@@ -136,25 +174,64 @@ def fit_cmd(
                                              "for latency constraints (--latency-model)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train a latency predictor on N random rows of a table; report accuracy on all other rows."""
-    from nasforge.hardware._predictor import fit_on_table, parse_archs, read_latency_table
+    """Fit a latency model on --train rows of a table (with --prior-table: transfer from other devices) and report
+    within 10%/5%, Spearman, Kendall and the noise ceiling on all other rows."""
+    from nasforge.hardware._fewshot import fit_table
 
-    sp = get_space(space, **parse_options(option))
-    texts, cols = read_latency_table(table, arch_col, [target_col])
-    y = cols[target_col]
-    if not 1 < train < len(texts):
-        raise NasforgeError(f"--train {train} must be between 2 and {len(texts) - 1} (the table has {len(texts)} "
-                            "rows; at least one is left to test on)")
-    archs = parse_archs(sp, texts, f"table {table}")
     if save is not None and not save.endswith(".json"):
         raise NasforgeError(f"--save {save!r} must end in .json")
-    rep = fit_on_table(sp, archs, y, train, seed, naive=naive, column=target_col)
-    if save is not None and rep.predictor is not None:
-        rep.predictor.save(save, space, parse_options(option))
-    d = rep.to_dict()
+    opts = parse_options(option)
+    sp = get_space(space, **opts)
+    d, pred = fit_table(sp, table, arch_col, target_col, train, prior_table or [], _cols(prior_cols), choose, seed,
+                        naive, want_predictor=save is not None)
+    if save is not None and pred is not None:
+        pred.save(save, space, opts, extra={"transfer": d["transfer"]} if "transfer" in d else None)
     if as_json:
         typer.echo(json.dumps(d))
     else:
-        typer.echo(f"{target_col}: within 10% {d['within_10pct']:.3f}  within 5% {d['within_5pct']:.3f}  "
-                   f"spearman {d['spearman']:.3f}  rmse {d['rmse']:.4f} ms  (train {d['n_train']}, "
-                   f"test {d['n_test']})")
+        ceiling = d["noise_ceiling_10pct"]
+        typer.echo(f"{target_col}: within 10% {d['within_10pct']:.3f}"
+                   + (f" (noise ceiling {ceiling:.3f})" if ceiling is not None else "")
+                   + f"  within 5% {d['within_5pct']:.3f}  spearman {d['spearman']:.3f}  kendall {d['kendall']:.3f}"
+                   f"  rmse {d['rmse']:.4f} ms  (train {d['n_train']}, test {d['n_test']})")
+
+
+@latency_app.command("suggest")
+def suggest_cmd(
+    space: Annotated[str, typer.Option("--space", help="space of the architectures")],
+    k: Annotated[int, typer.Option("--k", help="how many architectures to measure")] = 10,
+    prior_table: PriorOpt = None,
+    prior_cols: PriorColsOpt = None,
+    arch_col: Annotated[str, typer.Option("--arch-col", help="arch column of the prior tables")] = "arch",
+    choose: ChooseOpt = "active",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    option: OptionArg = None,
+    out: Annotated[str | None, typer.Option("--out", help="also write the list as a CSV (column 'arch') for "
+                                            "`latency measure --archs`")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The k architectures to measure on a new device: spread over the prior's devices (or, without a prior, over
+    the space's analytic cost), deterministic for a seed."""
+    from nasforge._files import write_atomic
+    from nasforge.hardware._fewshot import suggest
+
+    if out is not None and not out.endswith(".csv"):
+        raise NasforgeError(f"--out {out!r} must end in .csv")
+    sp = get_space(space, **parse_options(option))
+    archs = suggest(sp, k, prior_table or [], arch_col, _cols(prior_cols), choose, seed)
+    if out is not None:
+        write_atomic(out, "arch\n" + "".join(f"{_csv_field(a)}\n" for a in archs))
+    if as_json:
+        typer.echo(json.dumps(archs))
+    else:
+        for a in archs:
+            typer.echo(a)
+
+
+def _csv_field(text: str) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow([text])
+    return buf.getvalue()

@@ -172,6 +172,16 @@ class NB201Space(SearchSpace):
     def size(self) -> int:
         return 5**6
 
+    def same_computation_key(self, arch: Architecture) -> tuple[int, ...]:
+        """Equal for cells that compute the same function: with no edge between the intermediate nodes 1 and 2
+        (``none``), swapping them (with their edges) changes the string, not the computation. Latency noise
+        ceilings compare such pairs (``hardware._transfer.noise_ceiling``)."""
+        e01, e02, e12, e03, e13, e23 = arch.choices
+        if self.ops[e12] != "none":
+            return arch.choices
+        a, b = sorted([(e01, e13), (e02, e23)])
+        return (a[0], b[0], e12, e03, a[1], b[1])
+
     # -- networks ----------------------------------------------------------------------------------
     def _fit(self, input_shape: Sequence[int], num_classes: int, keep: Collection[str],
              task: str) -> NB201Space:
