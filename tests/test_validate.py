@@ -115,7 +115,9 @@ def test_odd_estimator_run_resumes_and_reports(tmp_path: Path, workers: int) -> 
     # resume (extending the budget) and the report both read it back
     again = run_search(space, MutateBest(space, seed=2), Weird(), 20, seed=2, out_dir=out, resume=True)
     assert [t.key() for t in again.trials[:16]] == [t.key() for t in res.trials]
-    assert write_report(out).is_file()
+    html = write_report(out).read_text(encoding="utf-8")
+    failed = [t for t in again.trials if t.status == "failed"]
+    assert f"Failed trials ({len(failed)})" in html and "invalid result: reward is nan" in html  # the report lists them
     with RunStore.open(out) as store:
         assert all(t.reward is None or type(t.reward) is float for t in store.trials())
 

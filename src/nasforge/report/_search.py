@@ -78,5 +78,17 @@ def render_report(config: Mapping[str, Any], trials: Sequence[Mapping[str, Any]]
     rows = [[fmt(t.get("number", "")), fmt(float(t["reward"])), fmt((t.get("cost") or {}).get("macs", "")),
              fmt((t.get("cost") or {}).get("peak_memory_bytes", "")), code(t["arch"])] for t in top]
     parts.append("<h2>Top trials</h2>" + table(["#", "reward", "MACs", "peak bytes", "arch"], rows, left=[4]))
+    parts.append(failed_trials(trials))
     parts.append(config_block(config))
     return page("nasforge search report", parts)
+
+
+def failed_trials(trials: Sequence[Mapping[str, Any]], limit: int = 50) -> str:
+    """The failed trials with their errors (estimator raised, NaN, timed out, worker killed), first ``limit``."""
+    failed = [t for t in trials if t.get("status") == "failed"]
+    if not failed:
+        return ""
+    rows = [[fmt(t.get("number", "")), esc(str(t.get("error") or "")), code(str(t.get("arch", "")))]
+            for t in failed[:limit]]
+    more = f"<p>... and {len(failed) - limit} more.</p>" if len(failed) > limit else ""
+    return f"<h2>Failed trials ({len(failed)})</h2>" + table(["#", "error", "arch"], rows, left=[1, 2]) + more
