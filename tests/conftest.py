@@ -17,6 +17,17 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Hypothesis profiles of the fuzz tests (tests/test_fuzz_*.py): `ci` (the default) keeps the suite within its time
+# budget; `--hypothesis-profile long` runs many more examples (bench/faults.py counts them).
+try:
+    from hypothesis import settings as _hsettings
+
+    _hsettings.register_profile("ci", max_examples=12, deadline=None, derandomize=True, print_blob=True)
+    _hsettings.register_profile("long", max_examples=1000, deadline=None)
+    _hsettings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # hypothesis is a dev dependency; without it the fuzz tests fail on import, the rest runs
+    pass
 SHARED_DATA_ENV = "NASFORGE_SHARED_DATA"
 
 

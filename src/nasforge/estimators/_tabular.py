@@ -57,6 +57,14 @@ class TabularEstimator:
         self._load(space)
 
     def _load(self, space: SearchSpace | None) -> None:
+        try:
+            self._read(space)
+        except UnicodeDecodeError as e:
+            raise NasforgeError(f"table {str(self.path)!r} is not UTF-8 text (byte {e.start})") from None
+        except csv.Error as e:
+            raise NasforgeError(f"table {str(self.path)!r} is not a valid CSV file: {e}") from None
+
+    def _read(self, space: SearchSpace | None) -> None:
         with self.path.open(newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
             try:
@@ -76,6 +84,9 @@ class TabularEstimator:
             for line, row in enumerate(reader, start=2):
                 if not row:
                     continue
+                if ia >= len(row):
+                    raise NasforgeError(f"table {self.path.name} line {line}: no {self.arch_col!r} column "
+                                        f"(the row has {len(row)} fields, the header {len(cols)})")
                 text = row[ia].strip()
                 if space is not None:
                     try:
@@ -86,6 +97,9 @@ class TabularEstimator:
                 reward = self._number(row, ir, self.reward_col, line, cols)
                 final = math.nan if i_f is None else self._number(row, i_f, self.final_col, line, cols)
                 secs = 0.0 if it is None else self._number(row, it, self.time_col, line, cols) * self.time_scale
+                if secs < 0:  # a negative time would give back time under --time-budget
+                    raise NasforgeError(f"table {self.path.name} line {line}: time column {self.time_col!r} is "
+                                        f"negative ({secs / self.time_scale:g}); times must be >= 0 seconds")
                 if text in self.rows:
                     raise NasforgeError(f"table {self.path.name} line {line}: arch {text!r} appears twice")
                 self.rows[text] = (reward, final, secs)

@@ -126,7 +126,9 @@ def load_devices(path: str | Path) -> dict[str, Device]:
     """The devices a YAML file defines (one device mapping, or a list under ``devices:``), validated strictly."""
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise NasforgeError(f"device file {str(p)!r} is not UTF-8 text (byte {e.start})") from None
     except OSError as e:
         raise NasforgeError(f"cannot read device file {str(p)!r}: {e.strerror}") from None
     except yaml.YAMLError as e:

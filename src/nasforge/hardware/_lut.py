@@ -162,6 +162,14 @@ class Entry:
     spread_ms: float = 0.0
     count: int = 1
 
+    def __post_init__(self) -> None:  # NaN or negative latencies would pass any latency constraint
+        for name in ("ms", "spread_ms"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+                raise NasforgeError(f"latency entry: {name} must be a finite number >= 0, got {v!r}")
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
+            raise NasforgeError(f"latency entry: count must be an integer >= 1, got {self.count!r}")
+
 
 @dataclass
 class LatencyTable:
@@ -297,7 +305,10 @@ class LatencyTable:
         p = Path(path)
         if not p.is_file():
             raise NasforgeError(f"lookup table file {str(p)!r} does not exist")
-        text = p.read_text()
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise NasforgeError(f"lookup table {str(p)!r} is not UTF-8 text (byte {e.start})") from None
         if p.suffix == ".json":
             try:
                 d = json.loads(text)
@@ -312,9 +323,14 @@ class LatencyTable:
                 raise NasforgeError(f"lookup table {str(p)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
         if not isinstance(d, dict):
             raise NasforgeError(f"lookup table {str(p)!r} holds no mapping")
-        if "format" not in d and all(isinstance(v, dict) and "mean" in v for v in d.values()):
-            return ofa_table(d, source=str(p))
-        return LatencyTable.from_dict(d)
+        try:
+            if "format" not in d and all(isinstance(v, dict) and "mean" in v for v in d.values()):
+                return ofa_table(d, source=str(p))
+            return LatencyTable.from_dict(d)
+        except NasforgeError as e:
+            raise NasforgeError(f"lookup table {str(p)!r}: {e}") from None
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as e:
+            raise NasforgeError(f"lookup table {str(p)!r} is malformed ({type(e).__name__}: {e})") from None
 
 
 def ofa_table(raw: dict[str, Any], device: str = "unknown", source: str = "") -> LatencyTable:

@@ -10,6 +10,7 @@ run with the stored run's values.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ class JobOptions:
             raise NasforgeError(f"config file {p} does not exist")
         try:
             data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as e:
+            raise NasforgeError(f"config file {p} is not UTF-8 text (byte {e.start})") from None
         except yaml.YAMLError as e:
             raise NasforgeError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
         if not isinstance(data, dict):
@@ -111,6 +114,7 @@ class JobOptions:
                    and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         if missing:
             raise NasforgeError(f"{cls.JOB}: missing option {', '.join(missing)} (give it as a flag or a --config key)")
+        cls.check_values(given)
         cfg = cls(**given)
         cfg.validate()
         return cfg
@@ -121,6 +125,7 @@ class JobOptions:
         on top of the defaults (``new``)."""
         if isinstance(options, Mapping):
             return cls.new(options)
+        cls.check_values({f.name: getattr(options, f.name) for f in dataclasses.fields(options)})
         options.validate()
         return options
 
@@ -132,6 +137,7 @@ class JobOptions:
             raise NasforgeError(f"cannot resume {where}: a {cls.JOB} run cannot be resumed; start a new one in a "
                                 "new directory")
         cls._check_keys(given, "")
+        cls.check_values(given)
         known = cls.names()
         try:
             old = cls(**{k: v for k, v in stored.items() if k in known})
@@ -153,6 +159,27 @@ class JobOptions:
         new.validate()
         return new
 
+    @classmethod
+    def check_values(cls, values: Mapping[str, Any]) -> None:
+        """Each value has its option's type (from the field's annotation: ``int``, ``float``, ``str``, ``bool``,
+        ``None``, ``dict[...]``, ``list[...]``), floats are finite, ``seed`` is >= 0 and learning rates are > 0;
+        else one line naming the option. A YAML config gives any value (``seed: 1.5``, ``space_options: [1, 2]``,
+        ``lr: .inf``): checked here before anything uses it."""
+        types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        for name, value in values.items():
+            if name not in types:
+                continue
+            allowed = [t.strip().split("[")[0] for t in types[name].split("|")]
+            if not any(_is(value, t) for t in allowed):
+                raise NasforgeError(f"{cls.JOB} option {name} must be {' or '.join(_WORDS.get(t, t) for t in allowed)}"
+                                    f", got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise NasforgeError(f"{cls.JOB} option {name} must be a finite number, got {value!r}")
+            if name == "seed" and isinstance(value, int) and value < 0:
+                raise NasforgeError(f"{cls.JOB} option seed must be an integer >= 0, got {value!r}")
+            if (name == "lr" or name.endswith("_lr")) and isinstance(value, int | float) and value <= 0:
+                raise NasforgeError(f"{cls.JOB} option {name} must be a learning rate > 0, got {value!r}")
+
     def validate(self) -> None:
         """Check every option that needs no data; raise ``NasforgeError`` (one line) on the first bad one."""
 
@@ -166,3 +193,26 @@ def positive_ints(cfg: JobOptions, *names: str) -> None:
         v = getattr(cfg, name)
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise NasforgeError(f"{name} must be a positive integer, got {v!r}")
+
+
+_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false", "None": "null",
+          "dict": "a mapping", "list": "a list"}
+
+
+def _is(value: Any, type_name: str) -> bool:
+    """``value`` fits the annotation word ``type_name`` (an unknown word accepts anything)."""
+    if type_name == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if type_name == "float":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if type_name == "str":
+        return isinstance(value, str)
+    if type_name == "bool":
+        return isinstance(value, bool)
+    if type_name == "None":
+        return value is None
+    if type_name == "dict":
+        return isinstance(value, Mapping)
+    if type_name == "list":
+        return isinstance(value, list | tuple)
+    return type_name not in _WORDS

@@ -173,7 +173,9 @@ class ConfigSpace(StagedSpace):
             if not p.is_file():
                 raise NasforgeError(f"config: file {str(p)!r} not found")
             try:
-                data = yaml.safe_load(p.read_text())
+                data = yaml.safe_load(p.read_text(encoding="utf-8"))
+            except UnicodeDecodeError as e:
+                raise NasforgeError(f"config {p.name}: not UTF-8 text (byte {e.start})") from None
             except yaml.YAMLError as e:
                 raise NasforgeError(f"config {p.name}: not valid YAML ({str(e).splitlines()[0]})") from None
             args = load_config(data, p.name)
