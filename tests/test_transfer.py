@@ -133,3 +133,20 @@ def test_cli_fit_errors_are_one_line(tmp_path: Path, cli: Cli) -> None:
     assert "not an architecture of space 'nb201'" in cli.error(*base, "--train", "10", "--prior-table", str(foreign))
     assert "unknown --choose 'best'" in cli.error(*base, "--train", "10", "--prior-table", str(prior), "--choose",
                                                   "best")
+
+
+@pytest.mark.slow
+def test_cli_measure_a_suggested_list(tmp_path: Path, cli: Cli) -> None:
+    tiny = ["--space", "nb201", "-o", "C=4", "-o", "N=1", "-o", "resolution=8"]
+    todo = tmp_path / "todo.csv"
+    archs = cli.json("latency", "suggest", *tiny, "--k", "3", "--out", str(todo))
+    out = tmp_path / "host.csv"
+    rows = cli.json("latency", "measure", *tiny, "--archs", str(todo), "--out", str(out), "--column", "host",
+                    "--warmup", "1", "--repeats", "3")
+    assert [r["arch"] for r in rows] == archs and all(r["host"] > 0 for r in rows)
+    lines = out.read_text().splitlines()
+    assert lines[0] == "arch,host" and len(lines) == 4 and float(lines[1].split(",")[-1]) == rows[0]["host"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("arch\nnot-an-arch\n")
+    assert "not an architecture of space 'nb201'" in cli.error("latency", "measure", *tiny, "--archs", str(bad))
+    assert not (tmp_path / "never.csv").exists()
