@@ -47,7 +47,7 @@ def test_subset_and_resize() -> None:
     assert rgb.input_shape == (3, 8, 8) and torch.equal(rgb.train.x[:, 2], small.train.x[:, 0])
     assert dataset_info("fashion-mnist").input_shape == (1, 28, 28)
     assert dataset_info("cifar10", resize=16).input_shape == (3, 16, 16)
-    assert list_datasets() == ["cifar10", "digits", "fashion-mnist"]
+    assert list_datasets() == ["cifar10", "digits", "fashion-mnist", "imagefolder", "npz"]
 
 
 def _write_idx(path: Path, arr: np.ndarray, compress: bool = True) -> None:

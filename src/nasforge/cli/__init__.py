@@ -15,6 +15,7 @@ from nasforge.cli import (  # noqa: F401
     _design,
     _latency,
     _oneshot,
+    _predict,
     _profile,
     _search,
     _space,

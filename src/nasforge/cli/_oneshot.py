@@ -22,8 +22,10 @@ def oneshot(
     space_option: Annotated[list[str] | None, typer.Option("--space-option", "-o", help="space option k=v")] = None,
     supernet_option: Annotated[list[str] | None, typer.Option(
         help="supernet option k=v (mobilenet: resolution, width)")] = None,
-    dataset: Annotated[str | None, typer.Option(help="digits | fashion-mnist | cifar10 (default digits)")] = None,
-    data_dir: Annotated[str | None, typer.Option(help="folder of the dataset's files")] = None,
+    dataset: Annotated[str | None, typer.Option(
+        help="digits | fashion-mnist | cifar10 | imagefolder | npz (default digits)")] = None,
+    data_dir: Annotated[str | None, typer.Option(
+        help="folder of the dataset's files (imagefolder: one sub-folder per class; npz: the .npz file)")] = None,
     subset: Annotated[int | None, typer.Option(help="cap the training split at N images")] = None,
     val_subset: Annotated[int | None, typer.Option(
         help="cap the validation split at N images (alpha steps, DARTS-PT selection, scoring)")] = None,

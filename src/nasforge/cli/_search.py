@@ -21,8 +21,10 @@ def search(
     strategy: Annotated[str | None, typer.Option(help="strategy (default evolution)")] = None,
     strategy_option: Annotated[list[str] | None, typer.Option(help="strategy option k=v")] = None,
     estimator: Annotated[str | None, typer.Option(help="estimator: train")] = None,
-    dataset: Annotated[str | None, typer.Option(help="digits | fashion-mnist | cifar10")] = None,
-    data_dir: Annotated[str | None, typer.Option(help="folder of the dataset's files")] = None,
+    dataset: Annotated[str | None, typer.Option(
+        help="digits | fashion-mnist | cifar10 | imagefolder | npz")] = None,
+    data_dir: Annotated[str | None, typer.Option(
+        help="folder of the dataset's files (imagefolder: one sub-folder per class; npz: the .npz file)")] = None,
     subset: Annotated[int | None, typer.Option(help="cap the training split at N images")] = None,
     device: Annotated[str | None, typer.Option(
         help="device profile name or YAML file (default stm32f746; none: no device limits)")] = None,
@@ -74,9 +76,29 @@ def search(
                       f"peak {best['cost']['peak_memory_bytes']:,} B  weights {best['cost']['weight_bytes']:,} B "
                       f"({best['cost']['precision']})" + (f"  fits {fits.get('device')}: {fits.get('fits')}"
                                                           if fits else ""))
+        _print_int8(console, best.get("int8") or {})
     else:
         console.print("no architecture was evaluated successfully")
+    skipped = (summary.get("data") or {}).get("skipped_files")
+    if skipped:
+        console.print(f"{skipped} unreadable image file(s) skipped (named in the warnings above)")
     console.print(f"run directory: {summary['run_dir']}  report: {summary['report']}")
+
+
+def _print_int8(console: Any, int8: dict[str, Any]) -> None:
+    """The int8 model's line of the summary: accuracy beside fp32, stored bytes, device verdict."""
+    if "error" in int8:
+        console.print(f"  int8: {int8['error']}")
+        return
+    if int8.get("test_acc") is None:
+        return
+    fits = int8.get("fits") or {}
+    console.print(f"  int8 (best/model.int8.onnx): test acc {int8['test_acc']:.4f} (fp32 onnx "
+                  f"{int8['test_acc_fp32_onnx']:.4f})  stored {int8['weight_bytes']:,} B (analytic int8 weights "
+                  f"{int8['analytic_weight_bytes']:,} B)" + (f"  fits {fits.get('device')}: {fits.get('fits')}"
+                                                            if fits else ""))
+    if int8.get("drop_over_1_point"):
+        console.print(f"  [bold red]int8 loses {100 * int8['accuracy_drop']:.1f} points of test accuracy[/]")
 
 
 @app.command("report")
@@ -88,8 +110,9 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> 
 @app.command("export")
 def export(
     run_dir: Annotated[Path, typer.Argument(help="a finished search run directory")],
-    fmt: Annotated[str, typer.Option("--format", help="onnx | torchscript")] = "onnx",
+    fmt: Annotated[str, typer.Option("--format", help="onnx | onnx-int8 | torchscript")] = "onnx",
     out: Annotated[Path | None, typer.Option(help="output file (default in RUN_DIR/best)")] = None,
 ) -> None:
-    """Re-export the best model of a run (ONNX is checked against PyTorch with onnxruntime)."""
+    """Re-export the best model of a run (ONNX is checked against PyTorch with onnxruntime; onnx-int8 is
+    quantized with calibration on the run's training images and measured on its test split)."""
     typer.echo(str(export_run(run_dir, fmt, out)))

@@ -59,6 +59,7 @@ class Dataset:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     source: str = ""
+    skipped: tuple[str, ...] = ()  #: files that could not be read (image folders), skipped with a warning
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -97,7 +98,8 @@ class Dataset:
     def summary(self) -> dict[str, Any]:
         """A small JSON-able description (sizes, shape, classes, source)."""
         return {"name": self.name, "input_shape": list(self.input_shape), "num_classes": self.num_classes,
-                "train": len(self.train), "val": len(self.val), "test": len(self.test), "source": self.source}
+                "train": len(self.train), "val": len(self.val), "test": len(self.test), "source": self.source,
+                "skipped_files": len(self.skipped)}
 
 
 def _resize_split(s: Split, hw: tuple[int, int], chunk: int = 8192) -> Split:
@@ -120,7 +122,7 @@ def split_indices(n: int, rng: np.random.Generator, val_fraction: float, test_fr
 
 def make_dataset(name: str, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                  x_test: np.ndarray, y_test: np.ndarray, classes: tuple[str, ...], scale: float,
-                 source: str) -> Dataset:
+                 source: str, skipped: tuple[str, ...] = ()) -> Dataset:
     """Normalise raw (N, C, H, W) arrays with the training split's per-channel statistics into a ``Dataset``.
 
     ``scale`` maps raw values to [0, 1] (255 for bytes, 16 for sklearn digits).
@@ -148,4 +150,5 @@ def make_dataset(name: str, x_train: np.ndarray, y_train: np.ndarray, x_val: np.
         mean=tuple(float(v) for v in mean),
         std=tuple(float(v) for v in std),
         source=source,
+        skipped=tuple(skipped),
     )

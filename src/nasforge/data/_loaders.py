@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from nasforge.data._dataset import Dataset, DatasetInfo, make_dataset, split_indices
+from nasforge.data._own import OwnRaw
 from nasforge.errors import NasforgeError
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -230,8 +231,15 @@ _DATASETS: dict[str, _Entry] = {
 }
 
 
+OWN_DATASETS = ("imagefolder", "npz")
+"""Datasets read from the user's own files: ``imagefolder`` (a folder of class folders) and ``npz`` (a file)."""
+IN_MEMORY = "arrays"
+"""The name of a dataset given from Python (arrays or a torch ``Dataset``)."""
+
+
 def list_datasets() -> list[str]:
-    return sorted(_DATASETS)
+    """The dataset names ``load_dataset`` and the jobs' ``--dataset`` accept."""
+    return sorted([*_DATASETS, *OWN_DATASETS])
 
 
 def _entry(name: str) -> _Entry:
@@ -241,9 +249,23 @@ def _entry(name: str) -> _Entry:
     return e
 
 
-def dataset_info(name: str, resize: int | None = None) -> DatasetInfo:
-    """Input shape and classes of a dataset without reading any file (after ``resize`` if given)."""
-    info = _entry(name).info
+def dataset_info(name: str, resize: int | None = None, data_dir: str | os.PathLike[str] | None = None
+                 ) -> DatasetInfo:
+    """Input shape and classes of a dataset (after ``resize`` if given): for the built-in ones without reading
+    any file; an image folder's headers or an npz file are read (and cached) to know them."""
+    if name == "imagefolder":
+        from nasforge.data._own import folder_shape
+
+        shape, classes = folder_shape(data_dir)
+        info = DatasetInfo(name, shape, len(classes), classes)
+    elif name == "npz":
+        from nasforge.data._own import read_npz
+
+        raw = read_npz(data_dir)
+        info = DatasetInfo(name, tuple(int(v) for v in raw.train[0].shape[1:]),  # type: ignore[arg-type]
+                           len(raw.classes), raw.classes)
+    else:
+        info = _entry(name).info
     if resize is None:
         return info
     _check_resize(resize)
@@ -270,29 +292,74 @@ def _subset_sizes(subset: int | Sequence[int | None] | None) -> tuple[int | None
     return sizes[0], sizes[1], sizes[2]
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, split_seed: int = 0,
+def _own_raw(source: Any, data_dir: str | os.PathLike[str] | None, resize: int | None,
+             classes: Sequence[str] | None) -> tuple[str, OwnRaw]:
+    """(name, arrays) of a source that is not a built-in dataset, or None for a built-in name."""
+    from nasforge.data import _own
+
+    if isinstance(source, str):
+        if source == "imagefolder":
+            return source, _own.read_folder(data_dir, None if resize is None else (resize, resize))
+        return source, _own.read_npz(data_dir)
+    if isinstance(source, tuple) and len(source) in (2, 4):
+        import torch
+
+        first = source[0]
+        if isinstance(first, torch.Tensor):  # torch's layout: (N, C, H, W)
+            arrs = [a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a for a in source]
+        else:
+            arrs = list(source)
+        xt, yt = (arrs[2], arrs[3]) if len(arrs) == 4 else (None, None)
+        return IN_MEMORY, _own.from_arrays(arrs[0], arrs[1], xt, yt, classes=classes,
+                                           channels_first=isinstance(first, torch.Tensor))
+    if hasattr(source, "__getitem__") and hasattr(source, "__len__"):
+        return IN_MEMORY, _own.from_torch(source, classes=classes)
+    raise NasforgeError(f"cannot load a dataset from a {type(source).__name__}; expected a dataset name "
+                        f"({', '.join(list_datasets())}), a torch Dataset of (image, label) or (x, y) arrays")
+
+
+def load_dataset(name: str | Any, data_dir: str | os.PathLike[str] | None = None, split_seed: int = 0,
                  subset: int | Sequence[int | None] | None = None, resize: int | None = None,
-                 val_fraction: float = 0.1) -> Dataset:
+                 val_fraction: float = 0.1, classes: Sequence[str] | None = None) -> Dataset:
     """Load a dataset as normalised in-memory tensors with fixed, seeded train/validation/test splits.
 
     - ``name``: ``digits`` (scikit-learn's 8x8 digits, embedded), ``fashion-mnist`` (the four IDX files
-      ``train-images-idx3-ubyte[.gz]`` ... in ``data_dir``, default ``/usr/share/datasets/fashion-mnist``)
-      or ``cifar10`` (the python batches ``data_batch_1..5`` and ``test_batch`` in ``data_dir`` or its
-      ``cifar-10-batches-py`` folder).
-    - The validation split is ``val_fraction`` of the training images, drawn with ``split_seed``; the test
-      split is the official one (for digits: a seeded 20% held out first).
+      ``train-images-idx3-ubyte[.gz]`` ... in ``data_dir``, default ``/usr/share/datasets/fashion-mnist``),
+      ``cifar10`` (the python batches ``data_batch_1..5`` and ``test_batch`` in ``data_dir`` or its
+      ``cifar-10-batches-py`` folder), ``imagefolder`` (``data_dir`` holds one sub-folder per class of PNG/JPEG
+      files, optionally under ``train/``, ``val/``, ``test/``; read with Pillow as grey when every image is,
+      else RGB, at their most common size or ``resize``; unreadable files are skipped with a warning line)
+      or ``npz`` (``data_dir`` is a file with arrays ``x`` (N, H, W[, C]), ``y``, optional ``x_test``,
+      ``y_test``, ``classes``).
+      Or the data itself: ``(x, y)`` or ``(x, y, x_test, y_test)`` arrays (numpy: (N, H, W[, C]); torch tensors:
+      (N, C, H, W)) or a map-style ``torch.utils.data.Dataset`` of (image, label); its name is ``arrays``.
+      Images are uint8 (0..255) or numbers in [0, 1] (or 0..255); ``classes`` names the labels 0..K-1.
+    - The validation split is ``val_fraction`` of the training images, drawn with ``split_seed`` (or the
+      folder's ``val/``); the test split is the official one (the folder's ``test/``, ``x_test``); where there
+      is none (digits, a flat folder, arrays without ``x_test``) a seeded 20% is held out first.
     - ``subset``: an int caps the training split at that many images; a (train, val, test) triple caps each
       (None keeps a split whole). Subsets are seeded random draws of each split.
     - ``resize``: square side in pixels to resize all images to (bilinear).
     Normalisation uses the per-channel mean and std of the (possibly capped) training split.
     """
-    entry = _entry(name)
     if not 0.0 < val_fraction < 1.0:
         raise NasforgeError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     if resize is not None:
         _check_resize(resize)
     n_train, n_val, n_test = _subset_sizes(subset)
-    xtr, ytr, xte, yte, classes, scale, source = entry.read(None if data_dir is None else os.fspath(data_dir))
+    xva = yva = None
+    skipped: tuple[str, ...] = ()
+    if isinstance(name, str) and name in _DATASETS:
+        xtr, ytr, xte, yte, classes_, scale, source = _entry(name).read(
+            None if data_dir is None else os.fspath(data_dir))
+    elif isinstance(name, str) and name not in OWN_DATASETS:
+        raise NasforgeError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}")
+    else:
+        name, raw = _own_raw(name, data_dir, resize, classes)
+        (xtr, ytr), classes_, scale, source, skipped = raw.train, raw.classes, raw.scale, raw.source, raw.skipped
+        xte, yte = raw.test if raw.test is not None else (None, None)
+        if raw.val is not None:
+            xva, yva = raw.val
     rng = np.random.default_rng(split_seed)
     if xte is None or yte is None:
         tr, va, te = split_indices(len(ytr), rng, val_fraction, DIGITS_TEST_FRACTION)
@@ -300,9 +367,15 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, spli
     else:
         tr, va, _ = split_indices(len(ytr), rng, val_fraction)
         te = rng.permutation(len(yte))
+    if xva is not None and yva is not None and len(yva):  # the folder's own val/: all of train trains
+        tr, va = np.concatenate([tr, va]), rng.permutation(len(yva))
+    else:
+        xva, yva = xtr, ytr
     tr, va, te = tr[:n_train], va[:n_val], te[:n_test]
     if len(va) == 0:
         raise NasforgeError(f"{name}: validation split is empty ({len(ytr)} images x val_fraction {val_fraction})")
-    ds = make_dataset(name, xtr[np.sort(tr)], ytr[np.sort(tr)], xtr[np.sort(va)], ytr[np.sort(va)],
-                      xte[np.sort(te)], yte[np.sort(te)], classes, scale, source)
+    if len(te) == 0:
+        raise NasforgeError(f"{name}: test split is empty ({len(ytr)} images); expected more images or a test set")
+    ds = make_dataset(name, xtr[np.sort(tr)], ytr[np.sort(tr)], xva[np.sort(va)], yva[np.sort(va)],
+                      xte[np.sort(te)], yte[np.sort(te)], classes_, scale, source, skipped)
     return ds if resize is None else ds.resized(resize)

@@ -157,23 +157,29 @@ def latency_model(cfg: OneShotConfig, net: Supernet, shape: tuple[int, ...], sta
 
 def run_oneshot(options: OneShotConfig | Mapping[str, Any],
                 progress: Callable[[int, dict[str, float]], None] | None = None,
-                status: Status | None = None) -> dict[str, Any]:
+                status: Status | None = None, data: Any = None) -> dict[str, Any]:
     """Validate the options and the output folder (before any data is loaded or any training starts), train the
     supernet with its method, derive, and write the run directory (assembled aside, renamed into place at the
-    end); the summary. ``options`` is a config or the options given (the others take their defaults)."""
+    end); the summary. ``options`` is a config or the options given (the others take their defaults);
+    ``data``: a ``Dataset`` from Python (``load_dataset((x, y))``) instead of ``dataset``/``data_dir``."""
+    from nasforge.jobs._owndata import with_data
+
+    if data is not None:
+        options = with_data(OneShotConfig.given(options), data)
     cfg = OneShotConfig.of(options)
     cfg = replace(cfg, out=str(check_run_dir(cfg.out or cfg.default_out(), OneShotConfig.JOB, can_resume=False)))
     with hold_run_dir(str(cfg.out)), on_interrupt(f"nothing was written to {cfg.out} (a one-shot run cannot be "
                                                   "resumed: run it again)"):  # one writer, to the last file
-        return _run_oneshot(cfg, progress, status)
+        return _run_oneshot(cfg, progress, status, data)
 
 
 def _run_oneshot(cfg: OneShotConfig, progress: Callable[[int, dict[str, float]], None] | None,
-                 status: Status | None) -> dict[str, Any]:
-    from nasforge.data import dataset_info, load_dataset
+                 status: Status | None, data: Any = None) -> dict[str, Any]:
+    from nasforge.data import load_dataset
+    from nasforge.jobs._owndata import capped, job_info
 
     out = check_run_dir(cfg.out or cfg.default_out(), OneShotConfig.JOB, can_resume=False)
-    info = dataset_info(cfg.dataset)
+    info = job_info(cfg, data)
     space, net, shape = prepare_space(cfg, info.input_shape, info.num_classes)
     table: torch.Tensor | None = None
     base, lat_source = 0.0, ""
@@ -187,8 +193,13 @@ def _run_oneshot(cfg: OneShotConfig, progress: Callable[[int, dict[str, float]],
                 raise NasforgeError(f"latency target {cfg.latency_target_ms:g} ms is unreachable: the smallest "
                                     f"reachable is {lo:.4g} ms (base {base:.4g} + sum of per-decision minima "
                                     f"{lo - base:.4g}, {lat_source})")
-    ds = load_dataset(cfg.dataset, cfg.data_dir, split_seed=cfg.seed, subset=(cfg.subset, cfg.val_subset, None),
-                      resize=shape[1])
+    if data is None:
+        ds = load_dataset(cfg.dataset, cfg.data_dir, split_seed=cfg.seed,
+                          subset=(cfg.subset, cfg.val_subset, None), resize=shape[1])
+    else:
+        ds = capped(data, cfg.subset, cfg.seed).resized(shape[1])
+        if cfg.val_subset is not None:
+            ds = replace(ds, val=type(ds.val)(ds.val.x[:cfg.val_subset], ds.val.y[:cfg.val_subset]))
     ds = ds.with_channels(shape[0])
     dev = torch.device(cfg.device)
     net.to(dev)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from nasforge._files import atomic_dir
+from nasforge._files import atomic_dir, write_atomic
 from nasforge.errors import NasforgeError
 from nasforge.jobs._config import JobOptions, positive_ints
 from nasforge.jobs._runs import check_run_dir, clean_temporaries, hold_run_dir, on_interrupt
@@ -85,12 +85,13 @@ class SearchConfig(JobOptions):
 
     def validate(self) -> None:
         from nasforge.data import list_datasets
+        from nasforge.data._loaders import IN_MEMORY
         from nasforge.spaces import list_spaces
         from nasforge.strategies import list_strategies
 
         if self.space not in list_spaces():
             raise NasforgeError(f"unknown space {self.space!r}; known: {', '.join(list_spaces())}")
-        if self.dataset not in list_datasets():
+        if self.dataset not in (*list_datasets(), IN_MEMORY):
             raise NasforgeError(f"unknown dataset {self.dataset!r}; known: {', '.join(list_datasets())}")
         if self.strategy not in list_strategies():
             raise NasforgeError(f"unknown strategy {self.strategy!r}; known: {', '.join(list_strategies())}")
@@ -119,6 +120,7 @@ class Prepared:
     estimator: Any
     out_dir: Path
     latency_fn: Callable[[Any], float] | None = None
+    full_data: Any = None  #: the whole training split (the search may run on a subset); None: ``dataset``
 
 
 def default_resolutions(native: int) -> list[int]:
@@ -148,19 +150,20 @@ def device_constraints(device: Any) -> list[str]:
     return [f"weight_bytes<={device.ram_bytes}B"]
 
 
-def prepare(cfg: SearchConfig, resume: bool = False) -> Prepared:
+def prepare(cfg: SearchConfig, resume: bool = False, data: Any = None) -> Prepared:
     """Check the config and the run folder, then load the data; raise ``NasforgeError`` before anything is
-    written (``resume``: the folder holds the search run to continue)."""
-    from nasforge.data import dataset_info, load_dataset
+    written (``resume``: the folder holds the search run to continue; ``data``: a ``Dataset`` given from Python,
+    e.g. ``load_dataset((x, y))``, used instead of ``cfg.dataset``)."""
     from nasforge.estimators import TrainingEstimator
     from nasforge.hardware import get_device
+    from nasforge.jobs._owndata import job_data, job_info
     from nasforge.runner import Constraints
     from nasforge.runner._constraints import check_satisfiable
 
     cfg.validate()
     out = check_run_dir(cfg.out or cfg.default_out(), SearchConfig.JOB, resume=resume)
     device = get_device(cfg.device) if cfg.device else None
-    info = dataset_info(cfg.dataset)
+    info = job_info(cfg, data)
     opts = space_options(cfg, min(info.input_shape[1:]))
     space = fitted_space(cfg.space, opts, info.input_shape, info.num_classes)
     cons = [*(device_constraints(device) if device else []), *cfg.constraints]
@@ -177,38 +180,42 @@ def prepare(cfg: SearchConfig, resume: bool = False) -> Prepared:
                             "or `nasforge latency fit --save`)")
     parsed = Constraints.of(cons, cfg.precision, None, latency_fn)
     check_satisfiable(space, parsed, samples=500, seed=cfg.seed)
-    dataset = load_dataset(cfg.dataset, data_dir=cfg.data_dir, split_seed=cfg.seed, subset=cfg.subset)
+    dataset, full = job_data(cfg, space, info, data)
     est = TrainingEstimator(space, dataset, epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
                             lr=cfg.lr, seed=cfg.seed, cost_precision=cfg.precision, channels_last=True)
-    return Prepared(cfg, space, opts, cons, device, dataset, est, out, latency_fn)
+    return Prepared(cfg, space, opts, cons, device, dataset, est, out, latency_fn, full)
 
 
 Progress = Callable[..., None]
 
 
 def run_job(options: SearchConfig | Mapping[str, Any], progress: Progress | None = None, resume: bool = False,
-            status: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Search, then train the best once more (test accuracy), export it, plot and write the report.
+            status: Callable[[str], None] | None = None, data: Any = None) -> dict[str, Any]:
+    """Search, then train the best once more (test accuracy), export it (fp32 and int8), plot and write the report.
 
     ``options`` holds the options given (see ``SearchConfig.given``): a new run takes ``SearchConfig``'s defaults
     for the others, ``resume=True`` the stored run's (so resuming without ``budget`` keeps the run's budget).
+    ``data``: a ``Dataset`` from Python (``nasforge.data.load_dataset((x, y))`` or of a torch ``Dataset``) to
+    search on instead of ``dataset``/``data_dir``.
     """
+    from nasforge.jobs._owndata import with_data
+
     say = status or (lambda _msg: None)
-    given = SearchConfig.given(options)
+    given = with_data(SearchConfig.given(options), data)
     cfg = _resumed(given) if resume else SearchConfig.new(given)
     out = cfg.out or str(cfg.default_out())
     check_run_dir(out, SearchConfig.JOB, resume=resume)  # before anything is written, and again locked
     with hold_run_dir(out), on_interrupt(f"the run is kept in {out}: continue it with "
                                          f"`nasforge search --out {out} --resume`"):
         clean_temporaries(out)  # what a killed run left half-written (a .best.* folder, a temp file)
-        return _run_job(replace(cfg, out=out), progress, resume, say)
+        return _run_job(replace(cfg, out=out), progress, resume, say, data)
 
 
-def _run_job(cfg: SearchConfig, progress: Progress | None, resume: bool, say: Callable[[str], None]
-             ) -> dict[str, Any]:
+def _run_job(cfg: SearchConfig, progress: Progress | None, resume: bool, say: Callable[[str], None],
+             data: Any = None) -> dict[str, Any]:
     from nasforge.runner import run_search
 
-    prep = prepare(cfg, resume=resume)
+    prep = prepare(cfg, resume=resume, data=data)
     result = run_search(prep.space, prep.config.strategy, prep.estimator, prep.config.budget,
                         prep.constraints, seed=prep.config.seed, out_dir=prep.out_dir,
                         workers=prep.config.workers, resume=resume, progress=progress,
@@ -217,7 +224,8 @@ def _run_job(cfg: SearchConfig, progress: Progress | None, resume: bool, say: Ca
                         trial_timeout=prep.config.trial_timeout,
                         config={"job": SearchConfig.JOB,
                                 "options": {**prep.config.to_dict(), "space_options": prep.space_options}})
-    summary: dict[str, Any] = {"run_dir": str(prep.out_dir), "trials": len(result.trials)}
+    summary: dict[str, Any] = {"run_dir": str(prep.out_dir), "trials": len(result.trials),
+                               "data": prep.dataset.summary()}
     if result.best is None:
         summary["best"] = None
     else:
@@ -257,15 +265,13 @@ def finalize(prep: Prepared, arch_text: str) -> dict[str, Any]:
     import torch
 
     from nasforge.cost import profile
-    from nasforge.data import load_dataset
     from nasforge.estimators import TrainingEstimator
     from nasforge.jobs._export import export_onnx
+    from nasforge.jobs._owndata import deploy_int8, final_data, preprocessing
 
     space, cfg = prep.space, prep.config
     arch = space.parse(arch_text)
-    data = prep.dataset
-    if cfg.subset is not None:  # the search ran on a subset; the final pick trains on the whole training split
-        data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, split_seed=cfg.seed)
+    data = final_data(cfg, space, prep.dataset, prep.full_data)  # the search may have run on a subset
     est = TrainingEstimator(space, data, epochs=cfg.final_epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
                             lr=cfg.lr, seed=cfg.seed, cost_precision=cfg.precision, channels_last=True)
     res, model = est.final_evaluate(arch)
@@ -280,14 +286,19 @@ def finalize(prep: Prepared, arch_text: str) -> dict[str, Any]:
         "cost": {k: v for k, v in cost.to_dict(layers=False).items() if k not in ("unknown_ops",)},
         "layers": layers.to_dict()["layers"],
         "fits": prep.device.fits(cost) if prep.device is not None else None,
+        "data": data.summary(),
+        "preprocessing": preprocessing(data, shape).to_dict(),
     }
     with atomic_dir(prep.out_dir / BEST_DIR) as tmp:
         if model is not None:
             torch.save({"state_dict": model.state_dict(), "arch": str(arch), "space": space.name,
                         "space_options": prep.space_options, "input_shape": list(shape),
                         "data_shape": list(prep.dataset.input_shape),
-                        "num_classes": prep.dataset.num_classes}, tmp / "model.pt")
+                        "num_classes": prep.dataset.num_classes,
+                        "preprocessing": summary["preprocessing"]}, tmp / "model.pt")
             summary["onnx_max_abs_diff"] = export_onnx(model, shape, tmp / "model.onnx", check=True, atol=1e-4)
+            summary["int8"] = deploy_int8(tmp, data, shape, space.cost(arch, precision="int8"), prep.device,
+                                          summary["preprocessing"], cfg.seed)
         (tmp / SUMMARY).write_text(json.dumps(summary, indent=2, default=str))
     return {k: v for k, v in summary.items() if k != "layers"}
 
@@ -309,17 +320,71 @@ def load_best(run_dir: str | Path) -> tuple[Any, tuple[int, ...]]:
     return model.eval(), tuple(ckpt["input_shape"])
 
 
-def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None) -> Path:
-    """Re-export the best model of a run (``onnx`` checked with onnxruntime, or ``torchscript``)."""
+def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, data: Any = None) -> Path:
+    """Re-export the best model of a run: ``onnx`` (checked with onnxruntime, preprocessing in its metadata),
+    ``onnx-int8`` (static int8 quantization calibrated on the run's training images, measured on its test split;
+    ``data``: the run's ``Dataset`` when it was given from Python) or ``torchscript``."""
     from nasforge.jobs._export import FORMATS, export_onnx, export_torchscript
+    from nasforge.jobs._predict import run_preprocessing
+    from nasforge.jobs._quantize import set_metadata
 
-    if fmt not in FORMATS:
-        raise NasforgeError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    formats = (*FORMATS, "onnx-int8")
+    if fmt not in formats:
+        raise NasforgeError(f"unknown export format {fmt!r}; allowed: {', '.join(formats)}")
     model, shape = load_best(run_dir)
     best = Path(run_dir) / BEST_DIR
+    if fmt == "onnx-int8":
+        return _export_int8(Path(run_dir), model, shape, out, data)
     if fmt == "onnx":
         path = Path(out) if out else best / "model.onnx"
         export_onnx(model, shape, path, check=True)
+        if (best / SUMMARY).is_file():
+            set_metadata(path, run_preprocessing(run_dir).to_dict())
         return path
     path = Path(out) if out else best / "model.torchscript.pt"
     return export_torchscript(model, shape, path)
+
+
+def _export_int8(run: Path, model: Any, shape: tuple[int, ...], out: str | Path | None, data: Any) -> Path:
+    """``best/model.int8.onnx`` (or ``out``) of a finished run, and its figures in ``best/summary.json``."""
+    import tempfile
+
+    from nasforge.hardware import get_device
+    from nasforge.jobs._export import export_onnx
+    from nasforge.jobs._owndata import deploy_int8, final_data, job_info
+    from nasforge.runner import RunStore
+
+    with RunStore.open(run) as store:
+        stored = stored_options(store.config)
+    cfg = SearchConfig(**{k: v for k, v in stored.items() if k in SearchConfig.names()})
+    if data is None and cfg.dataset == "arrays":
+        raise NasforgeError(f"{run} was searched on data given from Python; quantize it from Python: "
+                            "export_run(run, 'onnx-int8', data=load_dataset(...))")
+    info = job_info(cfg, data)
+    space = fitted_space(cfg.space, cfg.space_options, info.input_shape, info.num_classes)
+    ds = data if data is not None else final_data(cfg, space, _load(cfg, space, info), None)
+    summary_path = run / BEST_DIR / SUMMARY
+    summary = json.loads(summary_path.read_text())
+    arch = space.parse(summary["arch"])
+    device = get_device(cfg.device) if cfg.device else None
+    with tempfile.TemporaryDirectory(prefix="nasforge-export-") as d:
+        folder = Path(d)
+        export_onnx(model, shape, folder / "model.onnx", check=True)
+        rep = deploy_int8(folder, ds, shape, space.cost(arch, precision="int8"), device, summary["preprocessing"],
+                          cfg.seed)
+        if "error" in rep:
+            raise NasforgeError(rep["error"])
+        path = Path(out) if out else run / BEST_DIR / "model.int8.onnx"
+        write_atomic(path, (folder / "model.int8.onnx").read_bytes())
+    if out is None:
+        summary["int8"] = rep
+        write_atomic(summary_path, json.dumps(summary, indent=2, default=str))
+    return path
+
+
+def _load(cfg: SearchConfig, space: SearchSpace, info: Any) -> Any:
+    from nasforge.data import load_dataset
+    from nasforge.jobs._owndata import load_size
+
+    return load_dataset(cfg.dataset, data_dir=cfg.data_dir, split_seed=cfg.seed,
+                        resize=load_size(cfg, space, info))

@@ -54,7 +54,10 @@ def render_report(config: Mapping[str, Any], trials: Sequence[Mapping[str, Any]]
     if best:
         name = f"{best.get('space', '')}:{best['arch']}"
         parts.append(f"<p>{code(name)}</p>")
-        parts.append(kv_table({k: v for k, v in best.items() if k not in ("arch", "space", "layers", "fits", "cost")}))
+        parts.append(kv_table({k: v for k, v in best.items()
+                               if k not in ("arch", "space", "layers", "fits", "cost", "int8", "preprocessing",
+                                            "data")}))
+        parts.extend(int8_section(best.get("int8")))
         if best.get("cost"):
             parts.append("<h3>Cost</h3>" + kv_table(best["cost"]))
         fits = best.get("fits")
@@ -92,3 +95,25 @@ def failed_trials(trials: Sequence[Mapping[str, Any]], limit: int = 50) -> str:
             for t in failed[:limit]]
     more = f"<p>... and {len(failed) - limit} more.</p>" if len(failed) > limit else ""
     return f"<h2>Failed trials ({len(failed)})</h2>" + table(["#", "error", "arch"], rows, left=[1, 2]) + more
+
+
+def int8_section(int8: Mapping[str, Any] | None) -> list[str]:
+    """The int8 model's figures (``best/summary.json``'s ``int8``): accuracy beside fp32, bytes, device verdict."""
+    if not int8:
+        return []
+    if "error" in int8:
+        return ["<h3>Int8 model</h3>", f"<p class='bad'>{esc(int8['error'])}</p>"]
+    parts = ["<h3>Int8 model (best/model.int8.onnx, ONNX Runtime)</h3>"]
+    if int8.get("drop_over_1_point"):
+        parts.append(f"<p class='bad'>int8 loses {100 * float(int8['accuracy_drop']):.1f} points of test accuracy "
+                     "against fp32 (more than 1 point).</p>")
+    fits = int8.get("fits") or {}
+    rows = {"test accuracy int8": int8.get("test_acc"), "test accuracy fp32 (onnx)": int8.get("test_acc_fp32_onnx"),
+            "stored bytes (weights, biases, scales)": int8.get("weight_bytes"),
+            "analytic int8 weight bytes": int8.get("analytic_weight_bytes"),
+            "quantization": int8.get("format")}
+    for c in fits.get("checks") or []:
+        rows[f"{c['resource']}: {c['holds']}"] = (f"{fmt(c['need_bytes'])} of {fmt(c['limit_bytes'])} B: "
+                                                   + ("fits" if c["ok"] else "exceeds"))
+    parts.append(kv_table(rows))
+    return parts
