@@ -234,3 +234,21 @@ def test_export_onnx_int8_rewrites_the_int8_model(folder_run: tuple[Path, Path, 
     from nasforge.jobs._quantize import read_metadata
 
     assert read_metadata(tmp_path / "m.onnx") == best["preprocessing"]
+
+
+@pytest.mark.slow
+def test_a_job_takes_a_dataset_given_from_python(tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    from nasforge.jobs._search import run_job
+
+    d = load_digits()
+    keep = d.target < 3
+    ds = load_dataset(((d.images[keep] / 16).astype(np.float32), d.target[keep]), classes=["zero", "one", "two"])
+    out = tmp_path / "run"
+    summary = run_job({"budget": 1, "epochs": 1, "final_epochs": 1, "batch_size": 32, "out": str(out)}, data=ds)
+    assert summary["data"]["name"] == "arrays" and summary["best"]["num_classes"] == 3
+    assert summary["best"]["preprocessing"]["classes"] == ["zero", "one", "two"]
+    assert "arrays" in (out / "config.yaml").read_text()
+    with pytest.raises(NasforgeError, match="data given from Python"):
+        run_job({"dataset": "arrays", "out": str(tmp_path / "other")})

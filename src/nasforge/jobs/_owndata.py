@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from nasforge.data import Dataset, dataset_info, load_dataset
+from nasforge.data import Dataset
 from nasforge.data._dataset import DatasetInfo, Split
 from nasforge.data._loaders import IN_MEMORY
 from nasforge.data._preprocess import Preprocessing
@@ -40,6 +40,8 @@ def job_info(cfg: Any, data: Dataset | None) -> DatasetInfo:
     """The input shape and classes of a run's data (an image folder's headers or an npz file are read)."""
     if data is not None:
         return data.info
+    from nasforge.data import dataset_info  # looked up at call time (tests stand in for it)
+
     if cfg.dataset == IN_MEMORY:
         raise NasforgeError("dataset 'arrays' is data given from Python: pass it as data=load_dataset((x, y)) "
                             "(or of a torch Dataset)")
@@ -73,6 +75,8 @@ def torch_index(idx: np.ndarray) -> Any:
 
 def job_data(cfg: Any, space: Any, info: DatasetInfo, data: Dataset | None) -> tuple[Dataset, Dataset | None]:
     """(the data the search runs on, the whole data when that is a subset of data given from Python)."""
+    from nasforge.data import load_dataset  # looked up at call time (tests stand in for it)
+
     if data is not None:
         if cfg.subset is None:
             return data, None
@@ -83,6 +87,8 @@ def job_data(cfg: Any, space: Any, info: DatasetInfo, data: Dataset | None) -> t
 
 def final_data(cfg: Any, space: Any, dataset: Dataset, full: Dataset | None) -> Dataset:
     """The data the best architecture is trained on at the end: every training image."""
+    from nasforge.data import load_dataset
+
     if full is not None:
         return full
     if cfg.subset is None:
