@@ -82,7 +82,7 @@ def test_noise_ceiling_from_same_computation_pairs() -> None:
 def _write_tables(tmp_path: Path, n_archs: int = 120) -> tuple[Path, Path, list]:
     archs, ms = _family(n_archs=n_archs, seed=1)
     prior = tmp_path / "prior.csv"
-    prior.write_text("arch_index,arch," + ",".join(f"dev{j}" for j in range(6)) + ",note\n" + "".join(
+    prior.write_text("arch_index,arch_str," + ",".join(f"dev{j}" for j in range(6)) + ",note\n" + "".join(
         f"{i},{a}," + ",".join(f"{v:.5f}" for v in ms[i, :-1]) + ",x\n" for i, a in enumerate(archs)))
     target = tmp_path / "target.csv"
     target.write_text("arch,board\n" + "".join(f"{a},{ms[i, -1]:.5f}\n" for i, a in enumerate(archs)))
@@ -94,7 +94,7 @@ def test_cli_fit_with_prior_saves_a_json_predictor(tmp_path: Path, cli: Cli) -> 
     prior, target, archs = _write_tables(tmp_path)
     model = tmp_path / "board.json"
     base = ["latency", "fit", "--table", str(target), "--arch-col", "arch", "--target-col", "board", "--space", "nb201",
-            "--train", "10", "--prior-table", str(prior)]
+            "--train", "10", "--prior-table", str(prior), "--prior-arch-col", "arch_str"]
     d = cli.json(*base, "--choose", "active", "--save", str(model))
     assert {"within_10pct", "within_5pct", "spearman", "kendall", "n_train", "n_test", "noise_ceiling_10pct"} <= set(d)
     assert d["n_train"] == 10 and d["n_test"] == len(archs) - 10 and d["within_10pct"] > 0.8
@@ -111,7 +111,8 @@ def test_cli_fit_with_prior_saves_a_json_predictor(tmp_path: Path, cli: Cli) -> 
 
 def test_cli_suggest_is_seeded(tmp_path: Path, cli: Cli) -> None:
     prior, _, archs = _write_tables(tmp_path)
-    args = ["latency", "suggest", "--space", "nb201", "--k", "5", "--prior-table", str(prior), "--seed", "2"]
+    args = ["latency", "suggest", "--space", "nb201", "--k", "5", "--prior-table", str(prior), "--arch-col",
+            "arch_str", "--seed", "2"]
     first = cli.json(*args, "--out", str(tmp_path / "list.csv"))
     assert first == cli.json(*args) and len(set(first)) == 5 and set(first) <= {str(a) for a in archs}
     assert (tmp_path / "list.csv").read_text().splitlines()[0] == "arch"
@@ -121,7 +122,8 @@ def test_cli_suggest_is_seeded(tmp_path: Path, cli: Cli) -> None:
 
 def test_cli_fit_errors_are_one_line(tmp_path: Path, cli: Cli) -> None:
     prior, target, _ = _write_tables(tmp_path)
-    base = ["latency", "fit", "--table", str(target), "--arch-col", "arch", "--target-col", "board", "--space", "nb201"]
+    base = ["latency", "fit", "--table", str(target), "--arch-col", "arch", "--target-col", "board", "--space", "nb201",
+            "--prior-arch-col", "arch_str"]
     short = tmp_path / "short.csv"
     short.write_text("\n".join(prior.read_text().splitlines()[:-7]) + "\n")
     assert "7 missing" in cli.error(*base, "--train", "10", "--prior-table", str(short))
@@ -129,7 +131,7 @@ def test_cli_fit_errors_are_one_line(tmp_path: Path, cli: Cli) -> None:
                                                        "--prior-cols", "dev0,note")
     assert "--train 500 must be between 3 and" in cli.error(*base, "--train", "500", "--prior-table", str(prior))
     foreign = tmp_path / "foreign.csv"
-    foreign.write_text("arch,dev0\nr96-w0.5|k3e1,1.0\nr96-w0.5|k5e6,2.0\n")
+    foreign.write_text("arch_str,dev0\nr96-w0.5|k3e1,1.0\nr96-w0.5|k5e6,2.0\n")
     assert "not an architecture of space 'nb201'" in cli.error(*base, "--train", "10", "--prior-table", str(foreign))
     assert "unknown --choose 'best'" in cli.error(*base, "--train", "10", "--prior-table", str(prior), "--choose",
                                                   "best")

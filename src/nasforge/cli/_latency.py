@@ -166,6 +166,8 @@ def fit_cmd(
     train: Annotated[int, typer.Option("--train", help="rows to train on; the rest are the test")] = 1000,
     prior_table: PriorOpt = None,
     prior_cols: PriorColsOpt = None,
+    prior_arch_col: Annotated[str | None, typer.Option("--prior-arch-col", help="arch column of the prior tables "
+                                                       "(default: --arch-col)")] = None,
     choose: ChooseOpt = "random",
     seed: Annotated[int, typer.Option("--seed")] = 0,
     option: OptionArg = None,
@@ -183,7 +185,7 @@ def fit_cmd(
     opts = parse_options(option)
     sp = get_space(space, **opts)
     d, pred = fit_table(sp, table, arch_col, target_col, train, prior_table or [], _cols(prior_cols), choose, seed,
-                        naive, want_predictor=save is not None)
+                        naive, want_predictor=save is not None, prior_arch_col=prior_arch_col)
     if save is not None and pred is not None:
         pred.save(save, space, opts, extra={"transfer": d["transfer"]} if "transfer" in d else None)
     if as_json:

@@ -41,8 +41,8 @@ def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 
 def fit_table(space: SearchSpace, table: str | os.PathLike[str], arch_col: str, target_col: str, n_train: int,
               prior_tables: Sequence[str | os.PathLike[str]] = (), prior_cols: Sequence[str] | None = None,
-              choose: str = "random", seed: int = 0, naive: bool = False,
-              want_predictor: bool = False) -> tuple[dict[str, Any], LatencyPredictor | None]:
+              choose: str = "random", seed: int = 0, naive: bool = False, want_predictor: bool = False,
+              prior_arch_col: str | None = None) -> tuple[dict[str, Any], LatencyPredictor | None]:
     """Metrics (``within_10pct``, ``within_5pct``, ``spearman``, ``kendall``, ``rmse``, ``n_train``, ``n_test``,
     ``noise_ceiling_10pct``; with a prior also ``transfer``: what was fitted) and, if asked, the predictor to save."""
     from scipy.stats import kendalltau
@@ -61,7 +61,7 @@ def fit_table(space: SearchSpace, table: str | os.PathLike[str], arch_col: str, 
     pred: LatencyPredictor | None = None
     if prior_tables:
         exclude = [target_col] if any(_same_file(p, table) for p in prior_tables) else []
-        prior = LatencyPrior.read(prior_tables, arch_col, prior_cols, space, exclude)
+        prior = LatencyPrior.read(prior_tables, prior_arch_col or arch_col, prior_cols, space, exclude)
         rows = prior.rows(keys, f"table {Path(table).name}")
         tr = choose_positions(prior.embedding()[rows], n_train, choose, seed)
         te = np.setdiff1d(np.arange(n), tr)
