@@ -154,6 +154,13 @@ class TrainingEstimator:
         self.num_classes = dataset.num_classes
         self._tensors: dict[tuple[int, int, int], _Tensors] = {}
 
+    def use_device(self, device_torch: str) -> None:
+        """Train on ``device_torch`` from now on (a backend that assigns a GPU to a trial calls it in the worker,
+        where Ray's ``CUDA_VISIBLE_DEVICES`` makes ``cuda`` the assigned GPU)."""
+        if torch.device(device_torch) != self.device:
+            self.device = torch.device(device_torch)
+            self._tensors.clear()
+
     # -- the Estimator contract ----------------------------------------------------------------------
     def evaluate(self, arch: Architecture, epochs: int | None = None, *, rungs: Collection[int] = (),
                  on_rung: RungCallback | None = None) -> Result:
