@@ -1,6 +1,7 @@
 # `make run`: set up .venv and run the main job; `make test`: set up .venv and run the fast tests (under 2 minutes
 # on 2 cores); `make test-slow`: only the tests marked slow; `make test-all`: every test (what CI runs, via .ci/run);
-# `make lint`: ruff, mypy and the import-linter layering contracts (pyproject.toml).
+# `make lint`: ruff, mypy and the import-linter layering contracts (pyproject.toml). The install includes the `ray`
+# extra: the Ray backend's tests run against a real Ray.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,ray]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -2,7 +2,8 @@
 
 Also runnable as a script (the kill-and-resume test starts it in a subprocess):
 ``python runner_toy.py OUT_DIR BUDGET WORKERS DELAY [--resume] [--mo]`` prints ``done`` at the end (``--mo``: the
-multi-objective strategy ``nsga2`` on reward and params instead of ``MutateBest``).
+multi-objective strategy ``nsga2`` on reward and params instead of ``MutateBest``; ``--ray HOST:PORT``: evaluate on
+that Ray cluster).
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ def main(argv: list[str]) -> None:
     mo = "--mo" in argv  # a multi-objective search (nsga2 on reward and params), for the MO kill-and-resume test
     res = run_search(space, "nsga2" if mo else MutateBest(space, seed=7), ToyEstimator(delay, fail_first=2), budget,
                      constraints=["macs<=120e3"], seed=7, out_dir=out, workers=workers, resume="--resume" in argv,
-                     objectives=["params"] if mo else None)
+                     objectives=["params"] if mo else None,
+                     **({"backend": "ray", "ray_address": argv[argv.index("--ray") + 1]} if "--ray" in argv else {}))
     print("done", len(res.trials), flush=True)
 
 

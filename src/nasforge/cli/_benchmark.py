@@ -41,6 +41,10 @@ def benchmark(
     seeds: Annotated[int | None, typer.Option("--seeds", help="number of seeds (0..N-1) per strategy "
                                               "(default 100)")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="processes (parallel over seeds)")] = None,
+    backend: Annotated[str | None, typer.Option(help="where the seeds run: local | ray (default local)")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        help="HOST:PORT of a running Ray cluster; default: start a local Ray instance")] = None,
+    trial_resources: Annotated[str | None, typer.Option(help="per run on Ray, e.g. cpu=1")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     plot_path: Annotated[Path | None, typer.Option("--plot", help="write mean +/- std vs budget here")] = None,
     out: Annotated[Path | None, typer.Option(help="also write a run folder (config.yaml, result.json, "
@@ -55,7 +59,9 @@ def benchmark(
              "final_col": final_col, "space": space, "percent": percent, "time_col": time_col,
              "time_scale": time_scale, "time_budget": time_budget, "strategies": strategies, "budgets": budgets,
              "minimize_col": minimize_col,
-             "seeds": seeds, "workers": workers, "plot": None if plot_path is None else str(plot_path),
+             "seeds": seeds, "workers": workers,
+             "backend": backend, "ray_address": ray_address, "trial_resources": trial_resources,
+             "plot": None if plot_path is None else str(plot_path),
              "out": None if out is None else str(out)}
     cfg = BenchmarkConfig.new(BenchmarkConfig.merge_given(config, flags))
     console = stderr_console(as_json)

@@ -41,6 +41,13 @@ def search(
     workers: Annotated[int | None, typer.Option(help="parallel evaluations")] = None,
     trial_timeout: Annotated[float | None, typer.Option(
         help="seconds one evaluation may take; a longer one is stopped, recorded failed (default: none)")] = None,
+    backend: Annotated[str | None, typer.Option(help="where evaluations run: local | ray (default local)")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        help="HOST:PORT of a running Ray cluster (`ray start --head`); default: start a local Ray instance")] = None,
+    trial_resources: Annotated[str | None, typer.Option(
+        help="per trial: cpu=N (threads), gpu=N (Ray), memory=SIZE, e.g. cpu=1,gpu=0.5")] = None,
+    in_flight: Annotated[int | None, typer.Option(
+        help="evaluations asked ahead of the oldest result (default: workers); the trials depend on it")] = None,
     out: Annotated[str | None, typer.Option(help="run directory (default runs/search-<time>)")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file with any of these options")] = None,
     resume: Annotated[bool, typer.Option(help="continue the interrupted run in --out")] = False,
@@ -53,6 +60,8 @@ def search(
              "subset": subset, "device": device, "precision": precision, "latency_model": latency_model,
              "budget": budget, "epochs": epochs, "final_epochs": final_epochs, "batch_size": batch_size, "lr": lr,
              "seed": seed, "workers": workers, "out": out, "trial_timeout": trial_timeout,
+             "backend": backend, "ray_address": ray_address, "trial_resources": trial_resources,
+             "in_flight": in_flight,
              "space_options": parse_options(space_option, "--space-option") or None,
              "strategy_options": parse_options(strategy_option, "--strategy-option") or None,
              "constraints": list(constraint) if constraint else None}

@@ -40,7 +40,7 @@ import numpy as np
 from nasforge._files import atomic_dir, write_atomic
 from nasforge.errors import NasforgeError
 from nasforge.estimators import Result, TabularEstimator
-from nasforge.jobs._config import JobOptions
+from nasforge.jobs._config import BackendOptions
 from nasforge.jobs._runs import CONFIG_NAME, check_run_dir, config_text, hold_run_dir, on_interrupt
 from nasforge.spaces import Architecture, SearchSpace
 
@@ -246,6 +246,12 @@ def _one(job: tuple[str, int, int, float | None, dict[str, Any] | None]) -> RunT
     return run_one(_W["space"], _W["table"], name, seed, max_q, tb, opts)
 
 
+def _one_shared(shared: tuple[SearchSpace, TabularEstimator],
+                job: tuple[str, int, int, float | None, dict[str, Any] | None]) -> RunTrace:
+    """One (strategy, seed) run in a Ray task: ``shared`` is the space and the table."""
+    return run_one(shared[0], shared[1], *job)
+
+
 def run_benchmark(
     space: SearchSpace,
     table: TabularEstimator,
@@ -256,8 +262,13 @@ def run_benchmark(
     workers: int = 1,
     options: dict[str, dict[str, Any]] | None = None,
     progress: Callable[[RunTrace], None] | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
+    trial_resources: str | Mapping[str, Any] | None = None,
 ) -> BenchmarkResult:
-    """Run every strategy for every seed up to max(budgets) queries (and the time budget); summarise."""
+    """Run every strategy for every seed up to max(budgets) queries (and the time budget); summarise.
+    ``backend="ray"`` spreads the (strategy, seed) runs over Ray tasks (``workers`` at once; the space and table
+    go to the object store once); the result is the same on every backend."""
     budgets = parse_budgets(budgets)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
@@ -274,7 +285,18 @@ def run_benchmark(
     jobs = [(n, s, max_q, time_budget, (options or {}).get(n)) for n in strategies for s in seed_list]
     traces: list[RunTrace] = []
     seconds: dict[str, float] = dict.fromkeys(strategies, 0.0)
-    if workers == 1:
+    if backend == "ray":
+        from nasforge.runner._backends import parse_resources
+        from nasforge.runner._ray import ray_map
+
+        t_start = time.perf_counter()
+        for tr in ray_map(_one_shared, (space, table), jobs, workers, parse_resources(trial_resources),
+                          ray_address):
+            traces.append(tr)
+            if progress is not None:
+                progress(tr)
+        seconds = {"all (wall)": time.perf_counter() - t_start}
+    elif workers == 1:
         for job in jobs:
             t0 = time.perf_counter()
             tr = run_one(space, table, *job)
@@ -366,7 +388,7 @@ def _names(value: str | Sequence[str]) -> list[str]:
 
 
 @dataclass(kw_only=True)
-class BenchmarkConfig(JobOptions):
+class BenchmarkConfig(BackendOptions):
     """What ``nasforge benchmark`` runs: a table, its columns, the strategies, budgets and seeds. With ``out`` the
     run is also written to a folder (``config.yaml``, ``result.json``, ``benchmark.png``)."""
 
@@ -405,6 +427,9 @@ class BenchmarkConfig(JobOptions):
         if self.minimize_col is not None and self.time_budget is not None:
             raise NasforgeError("--time-budget is not part of the multi-objective protocol (--minimize-col); "
                                 "give one of them")
+        self.validate_backend()
+        if self.minimize_col is not None and self.backend != "local":
+            raise NasforgeError("--minimize-col runs on the local backend only; drop --backend ray")
 
 
 DEFAULT_STRATEGIES = "random,evolution,local"
@@ -438,7 +463,8 @@ def _benchmark_job(cfg: BenchmarkConfig, out: Path | None,
     total = len(names) * cfg.seeds
     res = run_benchmark(space, table, names, parse_budgets(cfg.budgets), cfg.seeds, time_budget=cfg.time_budget,
                         workers=cfg.workers, options=cfg.strategy_options or None,
-                        progress=None if progress is None else (lambda tr: progress(tr, total)))
+                        progress=None if progress is None else (lambda tr: progress(tr, total)),
+                        backend=cfg.backend, ray_address=cfg.ray_address, trial_resources=cfg.trial_resources)
     if cfg.plot is not None:
         plot(res, cfg.plot)
     if out is not None:

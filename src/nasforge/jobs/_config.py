@@ -216,3 +216,31 @@ def _is(value: Any, type_name: str) -> bool:
     if type_name == "list":
         return isinstance(value, list | tuple)
     return type_name not in _WORDS
+
+
+@dataclass(kw_only=True)
+class BackendOptions(JobOptions):
+    """Where a job's evaluations run, shared by the jobs that evaluate many things (search, benchmark):
+    ``backend`` (``local`` | ``ray``), ``ray_address`` (HOST:PORT of a running cluster; default: a local Ray
+    instance), ``trial_resources`` (``cpu=1,gpu=0.5,memory=2GB`` or a mapping) and ``in_flight`` (evaluations asked
+    ahead; default ``workers``). See ``nasforge.runner._backends``."""
+
+    backend: str = "local"
+    ray_address: str | None = None
+    trial_resources: str | dict[str, Any] | None = None
+    in_flight: int | None = None
+
+    def validate_backend(self) -> None:
+        """One line for an unknown backend, Ray not installed, a bad resource or ``in_flight``; connects to
+        nothing (the runner connects before it writes the run folder)."""
+        from nasforge.runner._backends import check_backend, parse_resources
+
+        check_backend(self.backend, self.ray_address)
+        parse_resources(self.trial_resources)
+        if self.in_flight is not None:
+            positive_ints(self, "in_flight")
+
+    def backend_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``run_search`` for these options."""
+        return {"backend": self.backend, "ray_address": self.ray_address, "trial_resources": self.trial_resources,
+                "in_flight": self.in_flight}

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from nasforge._files import atomic_dir, write_atomic
 from nasforge.errors import NasforgeError
-from nasforge.jobs._config import JobOptions, positive_ints
+from nasforge.jobs._config import BackendOptions, positive_ints
 from nasforge.jobs._runs import check_run_dir, clean_temporaries, hold_run_dir, on_interrupt
 from nasforge.report import write_report
 from nasforge.report._search import BEST_DIR, SUMMARY
@@ -44,14 +44,15 @@ SMALL_MOBILENET: dict[str, Any] = {
 
 
 @dataclass(kw_only=True)
-class SearchConfig(JobOptions):
+class SearchConfig(BackendOptions):
     """Everything a search run needs; defaults are the main job (digits, stm32f746, evolution)."""
 
     JOB: ClassVar[str] = "search"
-    #: Options a resumed run may change: the number of evaluations, how many run in parallel (the trials do not
-    #: depend on it) and the final training of the best (after the search). Any other option given must equal the
-    #: stored one.
-    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = ("budget", "workers", "final_epochs", "trial_timeout")
+    #: Options a resumed run may change: the number of evaluations, how many run in parallel and where (the trials
+    #: do not depend on it: the run keeps its ``in_flight``) and the final training of the best (after the search).
+    #: Any other option given must equal the stored one.
+    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = ("budget", "workers", "final_epochs", "backend", "ray_address",
+                                                    "trial_resources", "trial_timeout")
 
     space: str = DEFAULT_SPACE
     space_options: dict[str, Any] = field(default_factory=dict)
@@ -102,6 +103,7 @@ class SearchConfig(JobOptions):
         t = self.trial_timeout
         if t is not None and (isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t < math.inf):
             raise NasforgeError(f"trial_timeout must be a number of seconds > 0, got {t!r}")
+        self.validate_backend()
 
     def default_out(self) -> Path:
         return Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
@@ -219,6 +221,7 @@ def _run_job(cfg: SearchConfig, progress: Progress | None, resume: bool, say: Ca
     result = run_search(prep.space, prep.config.strategy, prep.estimator, prep.config.budget,
                         prep.constraints, seed=prep.config.seed, out_dir=prep.out_dir,
                         workers=prep.config.workers, resume=resume, progress=progress,
+                        **prep.config.backend_options(),
                         precision=prep.config.precision, objective="macs", latency_fn=prep.latency_fn,
                         strategy_options=prep.config.strategy_options or None,
                         trial_timeout=prep.config.trial_timeout,

@@ -1,8 +1,11 @@
 """The search loop: ask, check constraints, evaluate (on a backend, ``_backends``), tell, store.
 
 The schedule is a deterministic function of what the strategy asks, so the same seed gives the same
-run for any worker timing: keep up to ``workers`` evaluations in flight, and always tell the *oldest*
-one next (tell in ask order). A candidate that breaks a constraint is recorded ``infeasible`` and told at
+run for any worker timing: keep up to ``in_flight`` evaluations asked ahead (default ``workers``), and always
+tell the *oldest* one next (tell in ask order). A strategy whose asks depend on its tells (evolution, local search)
+asks other architectures with another ``in_flight``; with the same one the trials are the same for any worker
+count and backend (``workers`` only says how many of them run at once).
+ A candidate that breaks a constraint is recorded ``infeasible`` and told at
 once (reward None), before anything else is asked; it does not use up the evaluation budget.
 
 Resume: open the store, build a fresh strategy with the same seed, replay the ask/tell log into it
@@ -16,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from nasforge import __version__
 from nasforge.errors import NasforgeError
 from nasforge.estimators import Estimator, Result
-from nasforge.runner._backends import Backend, Pending, WorkerLost, make_backend
+from nasforge.runner._backends import Backend, Pending, TrialResources, WorkerLost, make_backend
 from nasforge.runner._constraints import ALIASES, Constraint, Constraints, LatencyFn, pareto_front, parse_constraints
 from nasforge.runner._objectives import Objectives
 from nasforge.runner._store import RunStore, Trial
@@ -100,6 +103,11 @@ def run_search(
     strategy_options: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
     trial_timeout: float | None = None,
+    backend: str | Backend = "local",
+    trial_resources: str | Mapping[str, Any] | TrialResources | None = None,
+    ray_address: str | None = None,
+    max_retries: int = 3,
+    in_flight: int | None = None,
 ) -> SearchResult:
     """Search ``space`` with ``strategy`` until ``budget`` evaluations are told; returns the trials and best.
 
@@ -117,11 +125,19 @@ def run_search(
     must be picklable); the tell order is the ask order, so results do not depend on timing. ``trial_timeout``
     (seconds) stops an evaluation that runs longer and records it ``failed`` (it needs a process, so the pool is
     used even with one worker); the search goes on.
+    ``backend`` is where evaluations run (``_backends``): ``local`` (this machine) or ``ray`` (Ray tasks on a local
+    instance, or the cluster at ``ray_address``), each trial given ``trial_resources`` (``cpu``, ``gpu``,
+    ``memory``; e.g. ``"cpu=1,gpu=0.5"``); Ray retries a trial whose worker or node died up to ``max_retries``.
+    ``in_flight`` (default ``workers``; a resumed run keeps its own): how many evaluations the schedule keeps asked
+    ahead of the oldest tell; the trials depend on it, not on ``workers`` or the backend.
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
         raise NasforgeError(f"budget must be an integer > 0, got {budget!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers <= 0:
         raise NasforgeError(f"workers must be an integer > 0, got {workers!r}")
+    depth = workers if in_flight is None else in_flight
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth <= 0:
+        raise NasforgeError(f"in_flight must be an integer > 0, got {in_flight!r}")
     if trial_timeout is not None and (isinstance(trial_timeout, bool) or not isinstance(trial_timeout, int | float)
                                       or not 0 < trial_timeout < math.inf):
         raise NasforgeError(f"trial timeout must be a number of seconds > 0, got {trial_timeout!r}")
@@ -151,6 +167,28 @@ def run_search(
     if objs:
         cfg["objectives"] = list(objs.keys)
 
+    # the backend first: a bad backend, resource or Ray address fails before the run folder is written
+    runner_backend = make_backend(estimator, workers, trial_timeout, backend, trial_resources, ray_address,
+                                  max_retries)
+    cfg["backend"] = backend if isinstance(backend, str) else type(backend).__name__
+    cfg["in_flight"] = depth
+    store: RunStore | None = None
+    try:
+        store = _open_store(out_dir, resume, cfg, budget, workers, cap, config)
+        kept = store.config.get("in_flight") if store is not None and resume and in_flight is None else None
+        if isinstance(kept, int) and kept > 0:
+            depth = kept  # a resumed run keeps its schedule when its workers change
+        loop = _Loop(space, strategy, estimator, budget, cons, depth, progress, objective, cap, store, objs)
+        loop.backend = runner_backend
+        return loop.run()
+    finally:
+        runner_backend.close()
+        if store is not None:
+            store.close()
+
+
+def _open_store(out_dir: str | Path | None, resume: bool, cfg: dict[str, Any], budget: int, workers: int,
+                cap: int, config: dict[str, Any] | None) -> RunStore | None:
     store: RunStore | None = None
     if out_dir is not None:
         if resume:
@@ -165,13 +203,7 @@ def run_search(
                 store.update_config(**changes)
         else:
             store = RunStore.create(out_dir, {**cfg, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    try:
-        loop = _Loop(space, strategy, estimator, budget, cons, workers, progress, objective, cap, store, objs)
-        loop.trial_timeout = trial_timeout
-        return loop.run()
-    finally:
-        if store is not None:
-            store.close()
+    return store
 
 
 def _check_same_run(old: dict[str, Any], new: dict[str, Any], path: Path) -> None:
@@ -186,10 +218,10 @@ def _check_same_run(old: dict[str, Any], new: dict[str, Any], path: Path) -> Non
 
 class _Loop:
     def __init__(self, space: SearchSpace, strategy: Strategy, estimator: Estimator, budget: int,
-                 cons: Constraints, workers: int, progress: Progress | None, objective: str | None,
+                 cons: Constraints, in_flight: int, progress: Progress | None, objective: str | None,
                  cap: int, store: RunStore | None, objs: Objectives | None = None) -> None:
         self.space, self.strategy, self.estimator = space, strategy, estimator
-        self.budget, self.cons, self.workers, self.progress = budget, cons, workers, progress
+        self.budget, self.cons, self.in_flight, self.progress = budget, cons, in_flight, progress
         self.objective, self.cap, self.store = objective, cap, store
         self.objs = objs or Objectives()
         self.trials: list[Trial] = []
@@ -198,7 +230,7 @@ class _Loop:
         self.done = 0
         self.best: Trial | None = None
         self._last_snapshot = time.monotonic()
-        self.trial_timeout: float | None = None
+        self.backend: Backend | None = None  # where evaluations run (run_search makes it)
         self._lost: dict[int, int] = {}  # trial -> times its worker died under it
 
     # replay ------------------------------------------------------------------------------------------
@@ -229,7 +261,7 @@ class _Loop:
 
     # the schedule ----------------------------------------------------------------------------------------
     def run(self) -> SearchResult:
-        backend = make_backend(self.estimator, self.workers, self.trial_timeout)
+        backend = self.backend or make_backend(self.estimator, self.in_flight)
         inflight: deque[tuple[int, Pending]] = deque()
         stopped = "budget"
         try:
@@ -238,7 +270,7 @@ class _Loop:
                     inflight.append((number, backend.submit(self.archs[number])))
             exhausted = False
             while True:
-                while (not exhausted and self.evals_asked < self.budget and len(inflight) < self.workers
+                while (not exhausted and self.evals_asked < self.budget and len(inflight) < self.in_flight
                        and len(self.trials) < self.cap):
                     item = self._ask(backend)
                     if item is None:

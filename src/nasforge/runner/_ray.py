@@ -10,7 +10,9 @@ resources (``num_cpus``, default 1; ``num_gpus``; ``memory``), torch/BLAS thread
 Faults: a worker process or node that dies mid-task is retried by Ray (``max_retries``; the loop records the
 trial once, when its result is told); when the retries are spent the trial is ``failed`` ("worker died"). An
 estimator exception is a ``failed`` trial at once (``evaluate_safely`` catches it; Ray's ``retry_exceptions`` is
-off). If the cluster goes away the search stops with one line; ``--resume`` continues it from the store.
+off). A trial running past ``trial_timeout`` seconds (counted from its start on Ray) is cancelled (its worker
+process killed) and recorded ``failed``. If the cluster goes away the search stops with one line; ``--resume``
+continues it from the store.
 
 Why tasks and not a pool of actors: tasks get Ray's retries on lost workers and nodes for free, and the worker
 cache keeps the estimator warm like an actor would; an actor pool would need its own restart bookkeeping.
@@ -21,14 +23,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nasforge.errors import NasforgeError
-from nasforge.estimators import Estimator, Result
 from nasforge.runner._backends import INSTALL_RAY, Pending, TrialResources, WorkerLost, evaluate_safely
-from nasforge.spaces import Architecture
+from nasforge.spaces import Architecture, Result
+
+if TYPE_CHECKING:
+    from nasforge.estimators import Estimator
 
 _CACHE: dict[str, Any] = {}  # in a Ray worker process: object id -> the object, the last one fetched
 
@@ -63,6 +68,23 @@ def _check_reachable(address: str) -> None:
                             "`ray start --head --port PORT` or fix --ray-address") from None
 
 
+def _use_token_if_any() -> None:
+    """``ray start --head`` turns token authentication on and saves the token in ``~/.ray/auth_token``, but a
+    driver connecting by address uses it only in token mode: switch that on (as Ray does for a local instance)
+    when a token is there and ``RAY_AUTH_MODE`` is not set."""
+    try:
+        from ray._private.authentication import authentication_token_setup as auth
+    except ImportError:  # a Ray without token authentication
+        return
+    quiet = logging.getLogger(auth.__name__)
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        auth.maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    finally:
+        quiet.setLevel(level)
+
+
 def connect(address: str | None) -> bool:
     """Connect this process to Ray (a new local instance when ``address`` is None) unless it is connected
     already; True when this call started the connection (and the caller should shut it down)."""
@@ -71,6 +93,7 @@ def connect(address: str | None) -> bool:
         return False
     if address:
         _check_reachable(address)
+        _use_token_if_any()
     try:
         if address:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
@@ -142,12 +165,21 @@ class _RayPending:
     def __init__(self, backend: RayBackend, arch: Architecture) -> None:
         self.backend, self.arch = backend, arch
         self.ref: Any = None
+        self.started = 0.0
 
     def result(self) -> tuple[Result, float]:
         backend, ray = self.backend, self.backend.ray
         if self.ref is None:  # the loop asks for the oldest, which is started first; this is only a guard
             backend.start(self)
         try:
+            timeout = backend.trial_timeout
+            if timeout is not None:
+                ready, _ = ray.wait([self.ref], timeout=max(0.0, self.started + timeout - time.monotonic()))
+                if not ready:  # past its time: kill it (force: its worker process ends) and record it failed
+                    with contextlib.suppress(Exception):
+                        ray.cancel(self.ref, force=True)
+                    seconds = time.monotonic() - self.started
+                    return Result.failure(f"timed out after {timeout:g} s (trial timeout)", seconds=seconds), seconds
             return ray.get(self.ref)
         except _lost_errors() as e:
             raise WorkerLost(_first_line(e)) from e
@@ -165,8 +197,9 @@ class RayBackend:
     """Evaluations as Ray tasks, at most ``workers`` running at once (more asked ahead wait in the driver)."""
 
     def __init__(self, estimator: Estimator, workers: int, resources: TrialResources | None = None,
-                 address: str | None = None, max_retries: int = 3) -> None:
+                 address: str | None = None, max_retries: int = 3, trial_timeout: float | None = None) -> None:
         self.ray = _ray()
+        self.trial_timeout = trial_timeout
         self.address = address
         self.workers = workers
         self.resources = resources or TrialResources()
@@ -207,6 +240,7 @@ class RayBackend:
             self.queue.remove(p)
         try:
             p.ref = self.fn.remote([self.estimator_ref], p.arch, self.threads, self.resources.gpu)
+            p.started = time.monotonic()  # the trial timeout's clock (a task waits for a free slot in the driver)
         except self.ray.exceptions.RayError as e:
             raise self.gone(e) from None
         self.running[id(p)] = p

@@ -1,0 +1,213 @@
+"""Scaling the search out: the local and Ray backends, from 2 cores to a simulated 64/256-worker cluster.
+
+Parts (each in its own process, since one process holds one Ray connection):
+
+- ``0``: training-bound trials (the ``make run`` setting: digits, the default space, 3 epochs, random strategy
+  so every run trains the same architectures): throughput (trials/s) with 1 and 2 workers, local and Ray, and
+  the old pool behaviour (each of 2 workers with 2 torch threads: ``cpu=2``); then the same under a background
+  load of 2 busy processes. Target: 2 workers >= 1.7x one worker, and never below one worker under load.
+- ``a``: per-trial overhead on trivial trials (an estimator that returns at once), 2 workers: the process pool
+  vs Ray tasks, from the difference of two budgets (so start-up cancels out), in ms per trial.
+- ``b``: a Ray node declaring 64 logical CPUs, an estimator that sleeps 2 s, 64 in flight, 640 trials of
+  regularized evolution on nb201 with the run store on disk: worker utilisation busy / (64 x wall) (target
+  >= 0.95) and the driver's time per trial outside waiting (ask + constraints + tell + store).
+- ``c``: the same at 256 in flight (``--inflight 256``).
+
+    .venv/bin/python bench/ray_scale.py --parts 0,a,b [--trials 6] [--subset 512] [--inflight 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from nasforge.spaces import Architecture, Result
+
+
+class Instant:
+    """A trivial estimator: reward at once."""
+
+    def evaluate(self, arch: Architecture) -> Result:
+        return Result(0.5, {}, {}, 0.0)
+
+
+class Sleeper:
+    """Sleeps ``seconds`` per trial, like a trial waiting on a GPU."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def evaluate(self, arch: Architecture) -> Result:
+        time.sleep(self.seconds)
+        return Result(float(sum(arch.choices)) / 100.0, {}, {}, self.seconds)
+
+
+class TimedBackend:
+    """Wraps a backend and adds up the time the driver waits in ``result()``."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.waited = inner, 0.0
+
+    def submit(self, arch: Architecture) -> Any:
+        pending, outer = self.inner.submit(arch), self
+
+        class P:
+            def result(self) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return pending.result()
+                finally:
+                    outer.waited += time.perf_counter() - t0
+
+        return P()
+
+    def restart(self) -> None:
+        self.inner.restart()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _ray_init(cpus: int) -> None:
+    import ray
+
+    ray.init(num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+
+
+def part0(args: argparse.Namespace) -> dict[str, Any]:
+    from nasforge.jobs._search import SearchConfig, prepare
+    from nasforge.runner import run_search
+
+    _ray_init(os.cpu_count() or 2)
+    tmp = tempfile.mkdtemp()
+    prep = prepare(SearchConfig.new({"out": f"{tmp}/x", "subset": args.subset, "strategy": "random"}))
+    setups = [("local w1", 1, "local", None), ("local w2", 2, "local", None), ("local w2 cpu=2 (old pool)", 2,
+              "local", "cpu=2"), ("ray w1", 1, "ray", None), ("ray w2", 2, "ray", None)]
+
+    def measure(tag: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, w, backend, res in setups:
+            if tag == "loaded" and "old" in name:
+                continue
+            t0 = time.perf_counter()
+            r = run_search(prep.space, "random", prep.estimator, args.trials, prep.constraints, seed=0, workers=w,
+                           backend=backend, trial_resources=res, precision="int8")
+            wall = time.perf_counter() - t0
+            out[name] = args.trials / wall
+            print(f"  [{tag}] {name}: {args.trials} trials in {wall:.1f} s = {out[name]:.3f} trials/s "
+                  f"(rewards {[round(t.reward or 0, 3) for t in r.trials][:4]}...)", flush=True)
+        return out
+
+    quiet = measure("as is")
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        loaded = measure("loaded")
+    finally:
+        for p in busy:
+            p.kill()
+    ratios = {f"{k} / {w1}": v / quiet[w1] for w1 in ("local w1", "ray w1")
+              for k, v in quiet.items() if k.startswith(w1.split()[0]) and k != w1}
+    ratios.update({f"loaded {k} / loaded {w1}": loaded[k] / loaded[w1] for w1 in ("local w1", "ray w1")
+                   for k in loaded if k.startswith(w1.split()[0]) and k != w1})
+    return {"trials_per_s": quiet, "loaded_trials_per_s": loaded, "ratios": ratios}
+
+
+def part_a(args: argparse.Namespace) -> dict[str, Any]:
+    from nasforge.runner import run_search
+    from nasforge.spaces import get_space
+
+    _ray_init(2)
+    space = get_space("nb201")
+    out: dict[str, Any] = {}
+    for backend in ("local", "ray"):
+        walls = {}
+        for n in (args.small, args.large):
+            t0 = time.perf_counter()
+            run_search(space, "random", Instant(), n, seed=0, workers=2, backend=backend, objective=None)
+            walls[n] = time.perf_counter() - t0
+        out[backend] = {"ms_per_trial": 1e3 * (walls[args.large] - walls[args.small]) / (args.large - args.small),
+                        "walls_s": walls}
+        print(f"  {backend}: {out[backend]['ms_per_trial']:.2f} ms/trial ({walls})", flush=True)
+    return out
+
+
+def part_b(args: argparse.Namespace) -> dict[str, Any]:
+    import ray
+
+    from nasforge.runner import run_search
+    from nasforge.runner._backends import make_backend
+    from nasforge.spaces import get_space
+
+    k = args.inflight
+    _ray_init(k)
+    space = get_space("nb201")
+    est = Sleeper(args.sleep)
+    t0 = time.perf_counter()
+    run_search(space, "random", Sleeper(0.0), k, seed=1, workers=k, backend="ray", objective=None)  # start workers
+    warm = time.perf_counter() - t0
+    n = args.waves * k
+    backend = TimedBackend(make_backend(est, k, "ray", "cpu=1"))
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        res = run_search(space, "evolution", est, n, seed=0, workers=k, backend=backend, out_dir=Path(tmp) / "run",
+                         objective=None)
+        wall = time.perf_counter() - t0
+    busy = sum(t.wall_seconds or 0.0 for t in res.trials)
+    rss = _ray_worker_rss_mb()
+    ray.shutdown()
+    out = {"in_flight": k, "trials": n, "sleep_s": args.sleep, "warmup_s": warm, "wall_s": wall,
+           "utilisation": busy / (k * wall), "ideal_wall_s": args.waves * args.sleep,
+           "driver_ms_per_trial": 1e3 * (wall - backend.waited) / n, "worker_rss_mb": rss}
+    print("  " + json.dumps(out), flush=True)
+    return out
+
+
+def _ray_worker_rss_mb() -> float | None:
+    """Median resident memory of this machine's Ray worker processes (MB), from /proc."""
+    sizes = []
+    for pid in os.listdir("/proc"):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"default_worker.py" not in cmd:
+                continue
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    sizes.append(int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return sorted(sizes)[len(sizes) // 2] if sizes else None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", default="0,a,b")
+    ap.add_argument("--part", help=argparse.SUPPRESS)
+    ap.add_argument("--trials", type=int, default=6, help="part 0: trials per setting")
+    ap.add_argument("--subset", type=int, default=None, help="part 0: cap the training split")
+    ap.add_argument("--small", type=int, default=20, help="part a: the smaller budget")
+    ap.add_argument("--large", type=int, default=220, help="part a: the larger budget")
+    ap.add_argument("--inflight", type=int, default=64, help="parts b/c: logical CPUs = trials in flight")
+    ap.add_argument("--waves", type=int, default=10, help="parts b/c: trials = waves x in flight")
+    ap.add_argument("--sleep", type=float, default=2.0, help="parts b/c: seconds per trial")
+    args = ap.parse_args()
+    if args.part:
+        fn = {"0": part0, "a": part_a, "b": part_b, "c": part_b}[args.part]
+        if args.part == "c" and args.inflight == 64:
+            args.inflight = 256
+        print("RESULT " + json.dumps(fn(args)), flush=True)
+        return
+    for part in args.parts.split(","):
+        print(f"part {part}:", flush=True)
+        cmd = [sys.executable, __file__, "--part", part, *sys.argv[1:]]
+        subprocess.run(cmd, check=False)
+
+
+if __name__ == "__main__":
+    main()
