@@ -103,9 +103,9 @@ def test_in_flight_not_workers_decides_the_trials() -> None:
 
 def test_gpu_needs_ray_and_unknown_backend() -> None:
     with pytest.raises(NasforgeError, match="gpu needs --backend ray"):
-        make_backend(ToyEstimator(), 1, "local", "gpu=1")
+        make_backend(ToyEstimator(), 1, backend="local", resources="gpu=1")
     with pytest.raises(NasforgeError, match="unknown backend 'spark'; allowed: local, ray"):
-        make_backend(ToyEstimator(), 1, "spark")
+        make_backend(ToyEstimator(), 1, backend="spark")
 
 
 def _search_flags(out: Path, *flags: str) -> list[str]:
