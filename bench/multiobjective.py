@@ -31,7 +31,7 @@ import torch
 
 from nasforge.estimators import TabularEstimator
 from nasforge.jobs._benchmark import Stat
-from nasforge.jobs._mo_benchmark import default_mo_strategies, format_mo_table, run_mo_benchmark
+from nasforge.jobs._mo_benchmark import MOBenchmarkResult, default_mo_strategies, format_mo_table, run_mo_benchmark
 from nasforge.spaces import get_space
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -76,14 +76,16 @@ def main() -> None:
     ap.add_argument("--strategies", default=None, help="default: every multi-objective strategy, random and the "
                     "Optuna references")
     ap.add_argument("--json", default=None)
-    ap.add_argument("--reference-json", default=None)
+    ap.add_argument("--reference-json", default=None, help="comma-separated JSON files of earlier runs")
     args = ap.parse_args()
-    earlier = json.loads(Path(args.reference_json).read_text()) if args.reference_json else {}
+    earlier: list[dict[str, dict]] = [json.loads(Path(p).read_text())  # type: ignore[type-arg]
+                                      for p in (args.reference_json or "").split(",") if p]
     torch.set_num_threads(1)
     data = Path(args.data)
     lat_csv = Path(args.latency_table) if args.latency_table else data / "help_latency" / "nb201_latency_help.csv"
     devices = [d.strip() for d in args.devices.split(",") if d.strip()]
-    names = [s for s in args.strategies.split(",") if s] if args.strategies else default_mo_strategies()
+    names = ([s for s in args.strategies.split(",") if s] if args.strategies is not None
+             else default_mo_strategies())  # --strategies '' with --reference-json: only compare earlier runs
     budgets = [int(b) for b in args.budgets.split(",")]
     space = get_space("nb201")
     results: dict[str, object] = {}
@@ -93,13 +95,18 @@ def main() -> None:
         table = TabularEstimator(joined, "arch", "reward", final_col="final", space=space)
         for dev in devices:
             t0 = time.perf_counter()
-            res = run_mo_benchmark(space, table, dev, names, budgets, args.seeds, workers=args.workers)
+            if names:
+                res = run_mo_benchmark(space, table, dev, names, budgets, args.seeds, workers=args.workers)
+            else:
+                res = MOBenchmarkResult({}, math.nan, {})
             wall = time.perf_counter() - t0
-            old = earlier.get(dev, {})
-            for n, row in old.get("strategies", {}).items():
-                if n not in res.strategies and old["settings"]["seeds"] == args.seeds:
-                    res.strategies[n] = {k: Stat(v["mean"], v["std"], v["n"]) for k, v in row.items()}
-                    res.overhead_ms[n] = old.get("overhead_ms", {}).get(n, math.nan)
+            for old in (e.get(dev, {}) for e in earlier):
+                if old and old["settings"]["seeds"] == args.seeds and old["settings"]["budgets"] == budgets:
+                    res.true_hv = old["true_hv"]
+                    for n, row in old["strategies"].items():
+                        if n not in res.strategies:
+                            res.strategies[n] = {k: Stat(v["mean"], v["std"], v["n"]) for k, v in row.items()}
+                            res.overhead_ms[n] = old.get("overhead_ms", {}).get(n, math.nan)
             print(f"\n== {dev}: {len(names)} strategies x {args.seeds} seeds, {args.workers} workers: "
                   f"{wall:.0f} s wall")
             print(format_mo_table(res))

@@ -32,6 +32,10 @@ def search(
     constraint: Annotated[list[str] | None, typer.Option(help="extra constraint, e.g. 'macs<=50e6'")] = None,
     latency_model: Annotated[str | None, typer.Option(help="latency LUT (.json/.yaml) or predictor (.json) "
                                                              "for 'latency<=MS' constraints")] = None,
+    minimize: Annotated[list[str] | None, typer.Option(
+        help="an objective to minimise besides accuracy (repeatable): a cost key (macs, params, peak_memory, "
+        "weights, ...) or latency (needs --latency-model); the search then finds the front "
+        "(default strategy mo-surrogate)")] = None,
     budget: Annotated[int | None, typer.Option(help="architectures to train")] = None,
     epochs: Annotated[int | None, typer.Option(help="training epochs per candidate")] = None,
     final_epochs: Annotated[int | None, typer.Option(help="training epochs of the final pick")] = None,
@@ -64,7 +68,8 @@ def search(
              "in_flight": in_flight,
              "space_options": parse_options(space_option, "--space-option") or None,
              "strategy_options": parse_options(strategy_option, "--strategy-option") or None,
-             "constraints": list(constraint) if constraint else None}
+             "constraints": list(constraint) if constraint else None,
+             "minimize": list(minimize) if minimize else None}
     given = SearchConfig.merge_given(config, flags)
     console = stderr_console(as_json)
     with progress_bar("search", console) as bar:
@@ -91,6 +96,13 @@ def search(
     skipped = (summary.get("data") or {}).get("skipped_files")
     if skipped:
         console.print(f"{skipped} unreadable image file(s) skipped (named in the warnings above)")
+    if summary.get("front") is not None:
+        names = summary["objectives"]
+        console.print(f"[bold]front[/bold] ({len(summary['front'])} trials, {', '.join(names)}; hypervolume "
+                      f"{summary['hypervolume']:.4f}):")
+        for row in summary["front"]:
+            console.print(f"  #{row['number']:<4} " + "  ".join(f"{k} {row[k]:.4g}" for k in names)
+                          + f"  {row['arch']}")
     console.print(f"run directory: {summary['run_dir']}  report: {summary['report']}")
 
 

@@ -28,6 +28,7 @@ from nasforge.report._search import BEST_DIR, SUMMARY
 from nasforge.spaces import SearchSpace, get_space
 
 DEFAULT_SPACE = "mobilenet"
+DEFAULT_MO_STRATEGY = "mo-surrogate"  # the strategy of a search with --minimize and no --strategy
 #: Options of the default space when the user gives none: a small MobileNetV2-style space for 8x8..32x32 images
 #: (resolutions are chosen from the data, see ``default_resolutions``).
 SMALL_MOBILENET: dict[str, Any] = {
@@ -66,6 +67,7 @@ class SearchConfig(BackendOptions):
     precision: str = "int8"
     constraints: list[str] = field(default_factory=list)
     latency_model: str | None = None
+    minimize: list[str] = field(default_factory=list)  # objectives besides the reward: cost keys or latency
     budget: int = 20
     epochs: int = 3
     final_epochs: int = 10
@@ -81,6 +83,11 @@ class SearchConfig(BackendOptions):
         from nasforge.runner._constraints import canonical_constraints
 
         self.constraints = canonical_constraints(self.constraints)  # stored and printed in canonical keys
+        if self.minimize:
+            from nasforge.runner._objectives import objective_key
+
+            items = [self.minimize] if isinstance(self.minimize, str) else list(self.minimize)
+            self.minimize = list(dict.fromkeys(objective_key(str(k)) for k in items))
         if self.device in ("", "none"):  # `--device none`: no device limits
             self.device = None
 
@@ -104,6 +111,13 @@ class SearchConfig(BackendOptions):
         if t is not None and (isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t < math.inf):
             raise NasforgeError(f"trial_timeout must be a number of seconds > 0, got {t!r}")
         self.validate_backend()
+        if self.minimize:
+            from nasforge.strategies._base import check_objectives
+
+            if "latency" in self.minimize and not self.latency_model:
+                raise NasforgeError("--minimize latency needs --latency-model FILE (build one with "
+                                    "`nasforge latency build` or `nasforge latency fit --save`)")
+            check_objectives(self.strategy, 1 + len(self.minimize))
 
     def default_out(self) -> Path:
         return Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
@@ -204,6 +218,8 @@ def run_job(options: SearchConfig | Mapping[str, Any], progress: Progress | None
 
     say = status or (lambda _msg: None)
     given = with_data(SearchConfig.given(options), data)
+    if given.get("minimize") and "strategy" not in given and not resume:
+        given = {**given, "strategy": DEFAULT_MO_STRATEGY}  # several objectives: a multi-objective default
     cfg = _resumed(given) if resume else SearchConfig.new(given)
     out = cfg.out or str(cfg.default_out())
     check_run_dir(out, SearchConfig.JOB, resume=resume)  # before anything is written, and again locked
@@ -223,12 +239,19 @@ def _run_job(cfg: SearchConfig, progress: Progress | None, resume: bool, say: Ca
                         workers=prep.config.workers, resume=resume, progress=progress,
                         **prep.config.backend_options(),
                         precision=prep.config.precision, objective="macs", latency_fn=prep.latency_fn,
+                        objectives=prep.config.minimize or None,
                         strategy_options=prep.config.strategy_options or None,
                         trial_timeout=prep.config.trial_timeout,
                         config={"job": SearchConfig.JOB,
                                 "options": {**prep.config.to_dict(), "space_options": prep.space_options}})
     summary: dict[str, Any] = {"run_dir": str(prep.out_dir), "trials": len(result.trials),
                                "data": prep.dataset.summary()}
+    if result.front is not None:
+        from nasforge.report._front import front_rows
+
+        summary["objectives"] = result.front["objectives"]
+        summary["front"] = front_rows(result.front, [t.to_dict() for t in result.trials])
+        summary["hypervolume"] = (result.front["hypervolume"] or [0.0])[-1]
     if result.best is None:
         summary["best"] = None
     else:

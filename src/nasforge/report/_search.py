@@ -26,12 +26,17 @@ def write_search_report(run_dir: str | Path) -> Path:
     with RunStore.open(run) as store:
         trials = [t.to_dict() for t in store.trials()]
         config = store.config
+        front = store.front()  # a multi-objective run: its front and hypervolume history
     extra = config.get("extra") or {}
     stored = extra.get("job")
     job: dict[str, Any] = stored if isinstance(stored, dict) else dict(extra.get("options") or {})
     label = "validation accuracy" if job.get("estimator", "train") == "train" else "reward"
     images = [plot_pareto(trials, run / "pareto.png", ("macs", "peak_memory_bytes"), label),
               plot_history(trials, run / "history.png", label)]
+    if front is not None:
+        from nasforge.report._front import plot_front
+
+        images.insert(0, plot_front(front, run / "front.png", label))
     best = None
     summary_path = run / BEST_DIR / SUMMARY
     if summary_path.is_file():
@@ -40,12 +45,13 @@ def write_search_report(run_dir: str | Path) -> Path:
         if fits and isinstance(fits.get("checks"), list):
             best["fits"] = {c["resource"]: {"value": c["need_bytes"], "limit": c["limit_bytes"], "ok": c["ok"]}
                             for c in fits["checks"]}
-    return write_html(run / "report.html", render_report(job or config, trials, best, images))
+    return write_html(run / "report.html", render_report(job or config, trials, best, images, front))
 
 
 def render_report(config: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], best: Mapping[str, Any] | None,
-                  images: Sequence[Path]) -> str:
-    """The search run's page. ``best`` holds ``arch``, metrics, ``cost`` totals, ``layers`` and ``fits``."""
+                  images: Sequence[Path], front: Mapping[str, Any] | None = None) -> str:
+    """The search run's page. ``best`` holds ``arch``, metrics, ``cost`` totals, ``layers`` and ``fits``; ``front``
+    (a multi-objective run) the stored front and hypervolume history."""
     n_ok = sum(1 for t in trials if t.get("status") == "ok")
     n_inf = sum(1 for t in trials if t.get("status") == "infeasible")
     n_fail = sum(1 for t in trials if t.get("status") == "failed")
@@ -74,6 +80,10 @@ def render_report(config: Mapping[str, Any], trials: Sequence[Mapping[str, Any]]
                                                            left=[0, 1]))
     else:
         parts.append("<p>No architecture was evaluated successfully.</p>")
+    if front is not None:
+        from nasforge.report._front import render_front
+
+        parts.append(render_front(front, trials))
     parts.append("<h2>Plots</h2>")
     parts.extend(image(p) for p in images)
     top = sorted((t for t in trials if t.get("status") == "ok" and t.get("reward") is not None),
