@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "nasforge"
@@ -19,6 +20,7 @@ FILES = sorted(SRC.rglob("*.py"))
 PICKLE_OK = {"data/_loaders.py", "hardware/_legacy.py"}
 
 
+@functools.cache
 def _calls(path: Path) -> list[tuple[str, ast.Call]]:
     """(dotted name, call) of every call in ``path`` whose function is a name or an attribute chain."""
     out = []

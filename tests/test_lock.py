@@ -114,3 +114,24 @@ def test_lock_is_reentrant_in_one_process(tmp_path: Path) -> None:
         assert lock_path(out).exists()
         run_search(space, MutateBest(space, seed=1), ToyEstimator(), 3, seed=1, out_dir=out, resume=True)
     assert not lock_path(out).exists()
+
+
+def test_export_into_a_run_holds_its_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``export`` into a run's best/ is a writer: refused while another process holds the run (it may be replacing
+    best/); exporting elsewhere (``out``) is not."""
+    import torch
+
+    from nasforge.jobs import _search
+
+    monkeypatch.setattr(_search, "load_best", lambda run_dir: (torch.nn.Flatten(), (1, 2, 2)))
+    out = tmp_path / "run"
+    (out / "best").mkdir(parents=True)
+    holder = _hold(out)
+    try:
+        with pytest.raises(NasforgeError, match=f"is in use by process {holder.pid}"):
+            _search.export_run(out, "torchscript")
+        assert _search.export_run(out, "torchscript", tmp_path / "m.pt").is_file()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _search.export_run(out, "torchscript").is_file()

@@ -11,6 +11,7 @@ space can meet), runs the search, trains the best candidate once more for its te
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -359,16 +360,18 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, dat
         raise NasforgeError(f"unknown export format {fmt!r}; allowed: {', '.join(formats)}")
     model, shape = load_best(run_dir)
     best = Path(run_dir) / BEST_DIR
-    if fmt == "onnx-int8":
-        return _export_int8(Path(run_dir), model, shape, out, data)
-    if fmt == "onnx":
-        path = Path(out) if out else best / "model.onnx"
-        export_onnx(model, shape, path, check=True)
-        if (best / SUMMARY).is_file():
-            set_metadata(path, run_preprocessing(run_dir).to_dict())
-        return path
-    path = Path(out) if out else best / "model.torchscript.pt"
-    return export_torchscript(model, shape, path)
+    # into the run's best/: hold the run's lock (a search still running may be replacing best/)
+    with hold_run_dir(run_dir) if out is None else contextlib.nullcontext(Path(run_dir)):
+        if fmt == "onnx-int8":
+            return _export_int8(Path(run_dir), model, shape, out, data)
+        if fmt == "onnx":
+            path = Path(out) if out else best / "model.onnx"
+            export_onnx(model, shape, path, check=True)
+            if (best / SUMMARY).is_file():
+                set_metadata(path, run_preprocessing(run_dir).to_dict())
+            return path
+        path = Path(out) if out else best / "model.torchscript.pt"
+        return export_torchscript(model, shape, path)
 
 
 def _export_int8(run: Path, model: Any, shape: tuple[int, ...], out: str | Path | None, data: Any) -> Path:
