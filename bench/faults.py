@@ -3,8 +3,9 @@ the fuzzed parsers, the disk-full / read-only checks. Prints markdown tables for
 
 1. Kill and resume: a small ``nasforge search`` (digits subset, tiny budget, 1 epoch, final training 1 epoch) is
    run once uninterrupted per worker count (the reference), then ``--kills`` times SIGKILLed at a random moment
-   (a third uniform over the reference's duration, two thirds in its last half, where the final training, ONNX export
-   and report run) and continued with ``--resume`` (started afresh when the kill came before the run store existed).
+   (each kill aims at one phase in turn: start-up, trials, final training, ONNX export, report; the moment inside
+   it is random, found from the files the run writes: see ``kill_at``) and continued with ``--resume`` (started
+   afresh when the kill came before the run store existed).
    Each ends compared with the reference: the same trials (``Trial.key()``: arch, status, reward, metrics, cost,
    error), every artefact of the README (store, config.yaml, best/model.pt, best/model.onnx, best/summary.json,
    pareto.png, history.png, report.html), no temporary file or folder and no lock file left. The phase a kill hit is
@@ -17,7 +18,8 @@ the fuzzed parsers, the disk-full / read-only checks. Prints markdown tables for
    tried per parser and failures.
 4. Disk full and read-only on a small tmpfs (tests/test_environment.py; skipped where mounting is not allowed).
 
-Run: ``PYTHONPATH=src nice -n 10 .venv/bin/python bench/faults.py --kills 15`` (per worker count).
+Run: ``PYTHONPATH=src nice -n 10 .venv/bin/python bench/faults.py --kills 15 --toy-kills 10`` (per worker count;
+parts can run in parallel: ``--workers 1``, ``--skip kills,fuzz,disk`` and so on).
 """
 
 from __future__ import annotations
@@ -68,6 +70,43 @@ def tells(run: Path) -> int:
         return -1
 
 
+TARGETS = ["start-up", "trials", "final training", "onnx export", "report"]
+
+
+def kill_at(proc: subprocess.Popen[bytes], run: Path, target: str, budget: int, rng: random.Random) -> float | None:
+    """SIGKILL ``proc`` at a random moment of phase ``target``, found from the files it writes (robust to a slow,
+    loaded machine, unlike a fixed delay): start-up: 0-3 s after the start; trials: a random number of trials told,
+    then 0-0.5 s; final training: all told, then 0-1 s; onnx export: once the temporary best/ holds model.pt, then
+    0-0.3 s; report: once best/ is in place, then 0-0.5 s. Returns the seconds after start, or None when the process
+    ended first. The process group is killed (pool workers too, as an OOM kill of the whole job would)."""
+    t0 = time.monotonic()
+    k = rng.randrange(budget)
+    extra = {"start-up": 3.0, "trials": 0.5, "final training": 1.0, "onnx export": 0.3, "report": 0.5}[target]
+
+    def reached() -> bool:
+        if target == "start-up":
+            return True
+        if target == "trials":
+            return tells(run) > k
+        if target == "final training":
+            return tells(run) >= budget
+        if target == "onnx export":
+            return any((p / "model.pt").is_file() for p in run.glob(".best.*.tmp"))
+        return (run / "best").is_dir()
+
+    while not reached():
+        if proc.poll() is not None:
+            return None
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0, extra))
+    if proc.poll() is not None:
+        return None
+    os.kill(proc.pid, signal.SIGKILL)  # the main process only: its pool workers must die with it by themselves
+    proc.wait()
+    time.sleep(1.0)  # orphans, if any, would still be alive now
+    return time.monotonic() - t0
+
+
 def phase_after_kill(run: Path, budget: int, started: float) -> str:
     if not (run / "trials.sqlite").is_file():
         return "start-up"
@@ -97,27 +136,20 @@ def toy_cmd(out: Path, workers: int, resume: bool) -> list[str]:
 def toy_kills(root: Path, workers: int, kills: int, rng: random.Random) -> list[dict[str, Any]]:
     """Kill and resume the toy search (the trial phase only, cheaply): same trials as uninterrupted."""
     ref = root / f"toyref-w{workers}"
-    rc, seconds, err = run_to_end(toy_cmd(ref, workers, False))
+    rc, _, err = run_to_end(toy_cmd(ref, workers, False))
     assert rc == 0, err
     want = trial_keys(ref)
     rows = []
     for i in range(kills):
         run = root / f"toykill-w{workers}-{i}"
-        delay = rng.uniform(0.3 * seconds, seconds)
         proc = subprocess.Popen(toy_cmd(run, workers, False), env=ENV, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            proc.wait(timeout=delay)
-            phase = "finished first"
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            time.sleep(1.0)
-            phase = "start-up" if tells(run) < 0 else "trials"
+        delay = kill_at(proc, run, "trials", 12, rng)
+        phase = "finished first" if delay is None else ("start-up" if tells(run) < 0 else "trials")
         orphans = _orphans(proc.pid)
         resumed = (run / "trials.sqlite").is_file()
         rc, _, err = run_to_end(toy_cmd(run, workers, resumed))
-        rows.append({"job": "toy", "workers": workers, "kill_s": round(delay, 1), "phase": phase, "resume": resumed,
+        rows.append({"job": "toy", "workers": workers, "phase": phase, "resume": resumed,
                      "rc": rc, "same_trials": rc == 0 and trial_keys(run) == want,
                      "missing": [] if (run / "trials.sqlite").is_file() else ["trials.sqlite"],
                      "leftovers": leftovers(run), "orphans": orphans})
@@ -134,30 +166,24 @@ def run_to_end(cmd: list[str]) -> tuple[int, float, str]:
 
 def kill_and_resume(root: Path, workers: int, kills: int, rng: random.Random) -> list[dict[str, Any]]:
     ref = root / f"ref-w{workers}"
-    rc, seconds, err = run_to_end(search_cmd(ref, workers, False))
+    rc, _, err = run_to_end(search_cmd(ref, workers, False))
     assert rc == 0, err
     want = trial_keys(ref)
     rows = []
     for i in range(kills):
         run = root / f"kill-w{workers}-{i}"
-        delay = rng.uniform(0, seconds) if i % 3 == 0 else rng.uniform(0.5 * seconds, 1.05 * seconds)
+        target = TARGETS[i % len(TARGETS)]
         started = time.time()
         proc = subprocess.Popen(search_cmd(run, workers, False), env=ENV, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            proc.wait(timeout=delay)
-            phase = "finished first"
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            time.sleep(1.0)  # orphans, if any, would still be alive now
-            phase = phase_after_kill(run, 4, started)
+        delay = kill_at(proc, run, target, 4, rng)
+        phase = "finished first" if delay is None else phase_after_kill(run, 4, started)
         orphans = _orphans(proc.pid)
         resumed = (run / "trials.sqlite").is_file()
         rc, _, err = run_to_end(search_cmd(run, workers, resumed))
         same = rc == 0 and trial_keys(run) == want
         missing = [a for a in ARTEFACTS if not (run / a).is_file()]
-        rows.append({"job": "search", "workers": workers, "kill_s": round(delay, 1), "phase": phase, "resume": resumed,
+        rows.append({"job": "search", "workers": workers, "target": target, "phase": phase, "resume": resumed,
                      "rc": rc, "same_trials": same, "missing": missing, "leftovers": leftovers(run),
                      "orphans": orphans, "error": "" if rc == 0 else err.strip().splitlines()[-1:]})
         print(json.dumps(rows[-1]), flush=True)
