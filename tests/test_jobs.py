@@ -213,11 +213,11 @@ def test_every_command_reads_list_options_the_same(widths: str, monkeypatch: pyt
                                                    tmp_path: Path) -> None:
     """`-o widths=0.5,1.0` and `-o widths=[0.5,1.0]` give the same list in every command that takes -o."""
     seen: list[Any] = []
-    _capture(monkeypatch, "nasforge.cli._search.run_job", seen, lambda given, **_: given["space_options"])
+    # the CLI imports the library when a command runs (a fast start), so the library's own names are patched
+    _capture(monkeypatch, "nasforge.jobs._search.run_job", seen, lambda given, **_: given["space_options"])
     _capture(monkeypatch, "nasforge.jobs._oneshot.run_oneshot", seen, lambda cfg, **_: cfg.space_options)
     _capture(monkeypatch, "nasforge.design.tinynas", seen, lambda *a, **_: a[7])
-    _capture(monkeypatch, "nasforge.cli._space.get_space", seen, lambda name, **o: o)
-    _capture(monkeypatch, "nasforge.cli._latency.get_space", seen, lambda name, **o: o)
+    _capture(monkeypatch, "nasforge.spaces.get_space", seen, lambda name, **o: o)  # space and latency commands
     cmds = [["search", "-o", f"widths={widths}", "--out", str(tmp_path / "s")],
             ["oneshot", "spos", "--space", "mobilenet", "-o", f"widths={widths}", "--out", str(tmp_path / "o")],
             ["design", "tinynas", "--device", "stm32f746", "-o", f"widths={widths}"],

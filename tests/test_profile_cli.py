@@ -141,3 +141,41 @@ def test_cost_profile_takes_modules_and_specs_only() -> None:
     for obj in ("resnet18", f"nb201:{NB201}", get_space("nb201").parse(NB201)):
         with pytest.raises(NasforgeError, match=r"use nasforge\.profile"):
             profile(obj)
+
+
+def test_profile_takes_batched_shape_and_sample_tensor() -> None:
+    """torchinfo-style ``(1, C, H, W)`` and a sample tensor give the per-sample cost; batch 2 is one clear error."""
+    import nasforge
+
+    module = zoo.create("resnet18", 10, 32).build()
+    plain = nasforge.profile(module, (3, 32, 32))
+    assert nasforge.profile(module, (1, 3, 32, 32)) == plain
+    assert nasforge.profile(module, torch.zeros(1, 3, 32, 32)) == plain
+    assert nasforge.profile("resnet18", (1, 3, 64, 64)).macs == nasforge.profile("resnet18", (3, 64, 64)).macs
+    with pytest.raises(NasforgeError, match=r"batch 2; costs are per sample \(batch 1\): pass \(1, 3, 32, 32\)"):
+        nasforge.profile(module, (2, 3, 32, 32))
+    with pytest.raises(NasforgeError, match="batch 8; costs are per sample"):
+        nasforge.profile(module, torch.zeros(8, 3, 32, 32))
+    with pytest.raises(NasforgeError, match="batch first"):
+        nasforge.profile(module, torch.zeros(3, 32, 32))
+
+
+def test_live_memory_per_layer_shows_the_peak(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    d = run_json(cli, "mobilenet_v2", "-r", "64", "-p", "int8")
+    live = [r["live_activations"] for r in d["layers"]]
+    assert max(live) == d["peak_activations"] and min(live) > 0
+    assert all(r["live_bytes"] == r["live_activations"] for r in d["layers"])  # int8: one byte per element
+    peak_row = d["layers"][live.index(max(live))]
+    assert main(["profile", "mobilenet_v2", "-r", "64", "-p", "int8"]) == 0
+    out = capsys.readouterr().out
+    assert "live mem" in out
+    marked = [line for line in out.splitlines() if "<- peak" in line]
+    assert marked and peak_row["name"] in marked[0]
+
+
+def test_space_arch_rows_analytic_equal_traced(cli: Cli) -> None:
+    """SPACE:ARCH rows come from the network spec (no torch); ``--trace`` gives the same ops, shapes, MACs, memory."""
+    a = run_json(cli, f"nb201:{NB201}")
+    t = run_json(cli, f"nb201:{NB201}", "--trace")
+    keys = ("op", "out_shape", "params", "macs", "live_activations")
+    assert [[r[k] for k in keys] for r in a["layers"]] == [[r[k] for k in keys] for r in t["layers"]]

@@ -22,7 +22,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_search_writes_every_file(run_dir: Path) -> None:
-    for name in ("trials.sqlite", "config.yaml", "pareto.png", "history.png", "report.html",
+    for name in ("trials.sqlite", "config.yaml", "pareto.png", "history.png", "learning_curve.png", "report.html",
                  "best/model.pt", "best/model.onnx", "best/summary.json"):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -30,6 +30,8 @@ def test_search_writes_every_file(run_dir: Path) -> None:
     assert summary["fits"]["device"] == "stm32f746" and summary["fits"]["fits"] is True
     assert summary["cost"]["precision"] == "int8"
     assert summary["onnx_max_abs_diff"] <= 1e-4
+    (last,) = summary["curve"]  # one row per epoch of the final training (--final-epochs 1)
+    assert last["epoch"] == 1 and last["val_acc"] == summary["val_acc"] and last["train_loss"] > 0
     html = (run_dir / "report.html").read_text()
     assert summary["arch"] in html and "data:image/png;base64," in html and "Per-layer cost" in html
     assert not list(run_dir.glob(".best.*")), "no temporary folder is left behind"

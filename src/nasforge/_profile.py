@@ -13,23 +13,29 @@ from typing import Any
 
 from nasforge.cost import Cost
 from nasforge.cost import profile as profile_module
+from nasforge.cost._profile import per_sample_shape
 
 
 def _resolution(input_shape: Sequence[int] | None) -> int | None:
     return None if input_shape is None else int(input_shape[-1])
 
 
-def profile(obj: Any, input_shape: Sequence[int] | None = None, precision: str = "fp32") -> Cost:
-    """Cost of ``obj`` per sample, with per-layer rows.
+def profile(obj: Any, input_shape: Sequence[int] | Any | None = None, precision: str = "fp32",
+            trace: bool = False) -> Cost:
+    """Cost of ``obj`` per sample, with per-layer rows (each with its live activation memory).
 
-    ``obj`` may be
-    - a ``torch.nn.Module``: traced (``input_shape`` without batch, e.g. ``(3, 224, 224)``);
+    ``input_shape``: ``(C, H, W)``, batched ``(1, C, H, W)`` as torchinfo takes it, or a sample tensor (batch
+    first); a batch above 1 is an error (costs are per sample). ``obj`` may be
+    - a ``torch.nn.Module``: traced;
     - anything with ``emit(builder, x) -> x`` (block and network specs): the analytic path, no torch;
     - a zoo model name (``"mobilenet_v2"``, 1000 classes; the resolution is ``input_shape[-1]``, default 224);
-    - an ``Architecture`` or a ``"SPACE:ARCH"`` string: the space's analytic totals (at ``input_shape[-1]``
-      if given) with per-layer rows traced from ``build(arch)`` (space options at their defaults).
+    - an ``Architecture`` or a ``"SPACE:ARCH"`` string: the space's analytic cost (at ``input_shape[-1]`` if
+      given; space options at their defaults), per-layer rows from its network spec, no torch; with
+      ``trace=True`` (or a space without specs) the rows are traced from ``build(arch)``.
     """
     from nasforge.spaces import Architecture
+
+    input_shape = per_sample_shape(input_shape)
 
     if isinstance(obj, str) and ":" not in obj:
         from nasforge import zoo
@@ -37,13 +43,12 @@ def profile(obj: Any, input_shape: Sequence[int] | None = None, precision: str =
         spec = zoo.create(obj, 1000, _resolution(input_shape) or 224)
         return spec.cost(precision, layers=True)
     if isinstance(obj, str | Architecture):
-        return _profile_arch(obj, _resolution(input_shape), precision)
+        return _profile_arch(obj, _resolution(input_shape), precision, trace)
     return profile_module(obj, input_shape, precision)
 
 
-def _profile_arch(arch: Any, resolution: int | None, precision: str) -> Cost:
+def _profile_arch(arch: Any, resolution: int | None, precision: str, trace: bool) -> Cost:
     from nasforge.cost._cost import analyze
-    from nasforge.cost._trace import trace
     from nasforge.spaces import get_space
     from nasforge.spaces._base import parse_arch
 
@@ -54,7 +59,17 @@ def _profile_arch(arch: Any, resolution: int | None, precision: str) -> Cost:
     if resolution is not None:
         shape = (*shape[:-2], resolution, resolution)
     totals = space.cost(arch, resolution, precision)
-    traced = analyze(trace(space.build(arch), shape), precision)
+    if not trace:
+        try:
+            spec = space.network_spec(arch, resolution)
+        except NotImplementedError:
+            pass
+        else:
+            rows = spec.cost(precision, layers=True)
+            return replace(totals, layers=rows.layers, unknown_ops=rows.unknown_ops)
+    from nasforge.cost._trace import trace as trace_module  # imports torch
+
+    traced = analyze(trace_module(space.build(arch), shape), precision)
     keys = ("params", "macs", "activations", "peak_activations")
     diff = [f"{k} {getattr(totals, k)} vs {getattr(traced, k)}" for k in keys
             if getattr(totals, k) != getattr(traced, k)]

@@ -9,7 +9,6 @@ import typer
 
 from nasforge.cli._app import app
 from nasforge.cli._options import OptionArg, parse_options
-from nasforge.design._tinynas import DEFAULT_MIN_SHARE
 from nasforge.errors import NasforgeError
 
 design_app = typer.Typer(help="Design spaces: TinyNAS space choice, RegNet error EDF.", no_args_is_help=True)
@@ -30,17 +29,20 @@ def tinynas_cmd(
     device: Annotated[str, typer.Option("--device", help="device name (e.g. stm32f746) or a device YAML")],
     space: Annotated[str, typer.Option("--space", help="space with width and resolution decisions")] = "mobilenet",
     samples: Annotated[int, typer.Option("--samples", help="architectures sampled per candidate")] = 1000,
-    widths: Annotated[str | None, typer.Option("--widths", help="e.g. 0.2,0.3,0.5 (default: the space's)")] = None,
-    resolutions: Annotated[str | None, typer.Option("--resolutions", help="e.g. 48,96,160 (default: the "
-                                                    "space's)")] = None,
+    widths: Annotated[str | None, typer.Option("--widths", help="e.g. 0.2,0.3,0.5", show_default="the space's")
+                      ] = None,
+    resolutions: Annotated[str | None, typer.Option("--resolutions", help="e.g. 48,96,160",
+                                                    show_default="the space's")] = None,
     precision: Annotated[str, typer.Option("--precision", help="bytes per element of weights and "
                                            "activations")] = "int8",
+    # 0.5 = design's DEFAULT_MIN_SHARE (a test checks); importing it here would load numpy at start-up
     min_share: Annotated[float, typer.Option("--min-share", help="only choose candidates where at least this "
                                              "share of samples fits (0..1; 0 = highest mean MACs of any "
-                                             "fitting)")] = DEFAULT_MIN_SHARE,
+                                             "fitting)")] = 0.5,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     option: OptionArg = None,
-    plot: Annotated[str | None, typer.Option("--plot", help="write the MACs CDF plot (PNG) here")] = None,
+    plot: Annotated[str | None, typer.Option("--plot", help="write the MACs CDF plot (PNG) here",
+                                             show_default="no plot")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Per candidate (width x resolution): share of sampled models that fit the device, their mean MACs; the
@@ -87,11 +89,12 @@ def edf_cmd(
     error_from: Annotated[str, typer.Option("--error-from", help="accuracy (a fraction; error = 1 - reward) or "
                                             "error (the reward is the error)")] = "accuracy",
     percent: Annotated[bool | None, typer.Option(
-        "--percent/--no-percent", help="the reward column is percent (divided by 100) / used as it is; default: "
-        "percent when its values lie in [0, 100] with some above 1")] = None,
+        "--percent/--no-percent", help="the reward column is percent (divided by 100) / used as it is",
+        show_default="percent when its values lie in [0, 100] with some above 1")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     option: OptionArg = None,
-    plot: Annotated[str | None, typer.Option("--plot", help="write the EDF plot (PNG) here")] = None,
+    plot: Annotated[str | None, typer.Option("--plot", help="write the EDF plot (PNG) here",
+                                             show_default="no plot")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """RegNet's error EDF: sample n architectures per space, look them up, compare the distributions."""

@@ -8,9 +8,8 @@ from typing import Annotated
 import typer
 
 from nasforge.cli._app import app
-from nasforge.cli._options import OptionArg, parse_options
+from nasforge.cli._options import OptionArg, parse_options, progress_bar, stderr_console
 from nasforge.errors import NasforgeError
-from nasforge.spaces import get_space
 
 latency_app = typer.Typer(help="Latency: measure, build lookup tables, fit predictors.", no_args_is_help=True)
 app.add_typer(latency_app, name="latency")
@@ -23,15 +22,21 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 @latency_app.command("measure")
 def measure_cmd(
-    space: Annotated[str | None, typer.Option("--space", help="space of --arch")] = None,
-    arch: Annotated[str | None, typer.Option("--arch", help="architecture string of --space")] = None,
+    space: Annotated[str | None, typer.Option("--space", help="space of --arch",
+                                              show_default="none")] = None,
+    arch: Annotated[str | None, typer.Option("--arch", help="architecture string of --space",
+                                             show_default="none")] = None,
     archs: Annotated[str | None, typer.Option("--archs", help="CSV list of architectures of --space (column 'arch', "
-                                              "e.g. from `latency suggest --out`) to time one after another")] = None,
+                                              "e.g. from `latency suggest --out`) to time one after another",
+                                              show_default="none")] = None,
     out: Annotated[str | None, typer.Option("--out", help="with --archs: write the table (arch, COLUMN ms) here, "
-                                            "to fit from")] = None,
+                                            "to fit from",
+                                            show_default="none: printed only")] = None,
     column: Annotated[str, typer.Option("--column", help="with --archs: latency column name in --out")] = "host_ms",
-    onnx: Annotated[str | None, typer.Option("--onnx", help="an exported ONNX file instead of --space/--arch")] = None,
-    input_shape: Annotated[str | None, typer.Option("--input-shape", help="with --onnx: e.g. 1,3,224,224")] = None,
+    onnx: Annotated[str | None, typer.Option("--onnx", help="an exported ONNX file instead of --space/--arch",
+                                             show_default="none")] = None,
+    input_shape: Annotated[str | None, typer.Option("--input-shape", help="with --onnx: e.g. 1,3,224,224",
+                                                    show_default="none")] = None,
     option: OptionArg = None,
     device: DeviceOpt = "host",
     runtime: RuntimeOpt = "torch",
@@ -43,6 +48,7 @@ def measure_cmd(
     """Median, min and IQR latency (ms, batch 1) of one architecture, a list of them (--archs) or an ONNX file."""
     from nasforge.hardware import measure_latency
     from nasforge.hardware._latency import measure_onnx_file
+    from nasforge.spaces import get_space
 
     if archs is not None:
         from nasforge.hardware._fewshot import measure_list
@@ -101,14 +107,16 @@ def build_cmd(
 ) -> None:
     """Measure every distinct block of a space once and write the lookup table."""
     from nasforge.hardware._lut import build_table
+    from nasforge.spaces import get_space
 
     opts = parse_options(option)
     sp = get_space(space, **opts)
     if not out.endswith((".json", ".yaml", ".yml")):
         raise NasforgeError(f"--out {out!r} must end in .json, .yaml or .yml")
-    table = build_table(sp, device=device, runtime=runtime, threads=threads, warmup=warmup, repeats=repeats,
-                        stat=stat, samples=samples, fit_networks=fit_networks, seed=seed, space_name=space,
-                        space_options=opts)
+    with progress_bar("latency table", stderr_console(as_json)) as bar:  # a row per step, on stderr
+        table = build_table(sp, device=device, runtime=runtime, threads=threads, warmup=warmup, repeats=repeats,
+                            stat=stat, samples=samples, fit_networks=fit_networks, seed=seed, space_name=space,
+                            space_options=opts, status=bar.stage)
     path = table.save(out)
     info = {"out": str(path), "entries": len(table), "device": table.device, "runtime": table.runtime,
             "threads": table.threads, "constant_ms": table.constant_ms}
@@ -127,6 +135,7 @@ def predict_cmd(
 ) -> None:
     """Predicted latency (ms) of architectures from a lookup table: block sum + fitted constant."""
     from nasforge.hardware import LatencyTable
+    from nasforge.spaces import get_space
 
     table = LatencyTable.load(lut)
     if table.space is None:
@@ -143,10 +152,11 @@ def predict_cmd(
 
 
 PriorOpt = Annotated[list[str] | None, typer.Option("--prior-table", help="CSV of latencies of the same space on "
-                                                 "other devices (repeatable); enables transfer")]
+                                                 "other devices (repeatable); enables transfer",
+                                                 show_default="none: no transfer")]
 PriorColsOpt = Annotated[list[str] | None, typer.Option("--prior-cols", help="device columns of the prior tables to "
-                                                        "use (repeatable or comma-separated; default: every "
-                                                        "numeric column except row numbers)")]
+                                                        "use (repeatable or comma-separated)",
+                                                        show_default="every numeric column except row numbers")]
 ChooseOpt = Annotated[str, typer.Option("--choose", help="which rows to measure/train on: active (spread over the "
                                         "prior) or random")]
 
@@ -173,12 +183,14 @@ def fit_cmd(
     option: OptionArg = None,
     naive: Annotated[bool, typer.Option("--naive", help="the baseline: one-hot only, squared loss")] = False,
     save: Annotated[str | None, typer.Option("--save", help="write the fitted predictor here (.json, no pickle), "
-                                             "for latency constraints (--latency-model)")] = None,
+                                             "for latency constraints (--latency-model)",
+                                             show_default="not saved")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit a latency model on --train rows of a table (with --prior-table: transfer from other devices) and report
     within 10%/5%, Spearman, Kendall and the noise ceiling on all other rows."""
     from nasforge.hardware._fewshot import fit_table
+    from nasforge.spaces import get_space
 
     if save is not None and not save.endswith(".json"):
         raise NasforgeError(f"--save {save!r} must end in .json")
@@ -209,13 +221,15 @@ def suggest_cmd(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     option: OptionArg = None,
     out: Annotated[str | None, typer.Option("--out", help="also write the list as a CSV (column 'arch') for "
-                                            "`latency measure --archs`")] = None,
+                                            "`latency measure --archs`",
+                                            show_default="none: printed only")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The k architectures to measure on a new device: spread over the prior's devices (or, without a prior, over
     the space's analytic cost), deterministic for a seed."""
     from nasforge._files import write_atomic
     from nasforge.hardware._fewshot import suggest
+    from nasforge.spaces import get_space
 
     if out is not None and not out.endswith(".csv"):
         raise NasforgeError(f"--out {out!r} must end in .csv")

@@ -5,63 +5,90 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from nasforge.cli._app import app
 from nasforge.cli._options import parse_options, progress_bar, stderr_console
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @app.command("oneshot")
 def oneshot(
     method: Annotated[str, typer.Argument(help="darts | proxyless | spos")],
-    space: Annotated[str | None, typer.Option(help="search space: nb201 | darts | mobilenet | config "
-                                                   "(default nb201)")] = None,
-    space_option: Annotated[list[str] | None, typer.Option("--space-option", "-o", help="space option k=v")] = None,
+    space: Annotated[str | None, typer.Option(help="search space: nb201 | darts | mobilenet | config",
+                                              show_default="nb201")] = None,
+    space_option: Annotated[list[str] | None, typer.Option("--space-option", "-o", help="space option k=v",
+                                                           show_default="the space's")] = None,
     supernet_option: Annotated[list[str] | None, typer.Option(
-        help="supernet option k=v (mobilenet: resolution, width)")] = None,
+        help="supernet option k=v (mobilenet: resolution, width)",
+        show_default="the supernet's")] = None,
     dataset: Annotated[str | None, typer.Option(
-        help="digits | fashion-mnist | cifar10 | imagefolder | npz (default digits)")] = None,
+        help="digits | fashion-mnist | cifar10 | imagefolder | npz", show_default="digits")] = None,
     data_dir: Annotated[str | None, typer.Option(
-        help="folder of the dataset's files (imagefolder: one sub-folder per class; npz: the .npz file)")] = None,
-    subset: Annotated[int | None, typer.Option(help="cap the training split at N images")] = None,
+        help="folder of the dataset's files (imagefolder: one sub-folder per class; npz: the .npz file)",
+        show_default="the dataset's usual place")] = None,
+    subset: Annotated[int | None, typer.Option(help="cap the training split at N images",
+                                               show_default="all")] = None,
     val_subset: Annotated[int | None, typer.Option(
-        help="cap the validation split at N images (alpha steps, DARTS-PT selection, scoring)")] = None,
-    epochs: Annotated[int | None, typer.Option(help="supernet training epochs")] = None,
-    batch_size: Annotated[int | None, typer.Option()] = None,
-    lr: Annotated[float | None, typer.Option(help="weight learning rate (default: the dataset's)")] = None,
+        help="cap the validation split at N images (alpha steps, DARTS-PT selection, scoring)",
+        show_default="all")] = None,
+    epochs: Annotated[int | None, typer.Option(help="supernet training epochs",
+                                               show_default="10")] = None,
+    batch_size: Annotated[int | None, typer.Option(show_default="the dataset's")] = None,
+    lr: Annotated[float | None, typer.Option(help="weight learning rate",
+                                             show_default="the dataset's")] = None,
     arch_lr: Annotated[float | None, typer.Option(
-        help="darts/proxyless: architecture (alpha) learning rate (darts default: sized to the run's steps)")] = None,
+        help="darts/proxyless: architecture (alpha) learning rate",
+        show_default="darts: sized to the run's steps; proxyless: its own")] = None,
     temperature_end: Annotated[float | None, typer.Option(
-        help="darts: final softmax temperature of the mixed op, annealed from 1 (default: the dataset's)")] = None,
+        help="darts: final softmax temperature of the mixed op, annealed from 1",
+        show_default="the dataset's")] = None,
     threads: Annotated[int | None, typer.Option(
-        help="torch intra-op threads while training (default: the dataset's; digits 1)")] = None,
+        help="torch intra-op threads while training",
+        show_default="the dataset's; digits 1")] = None,
     retrain_epochs: Annotated[int | None, typer.Option(
-        help="train the derived architecture alone this many epochs and report retrain_val_acc (default 0)")] = None,
-    seed: Annotated[int | None, typer.Option(help="default 0")] = None,
-    order: Annotated[int | None, typer.Option(help="darts: 1 (first order) or 2 (finite-difference second order)")
+        help="train the derived architecture alone this many epochs and report retrain_val_acc",
+        show_default="0")] = None,
+    seed: Annotated[int | None, typer.Option(show_default="0")] = None,
+    order: Annotated[int | None, typer.Option(help="darts: 1 (first order) or 2 (finite-difference second order)",
+                                              show_default="1")
                      ] = None,
     max_skip: Annotated[int | None, typer.Option(
-        help="darts: stop early once the derived arch has more skip connections (DARTS+)")] = None,
-    warmup_epochs: Annotated[int | None, typer.Option(help="darts/proxyless: weight-only epochs before alpha moves")
+        help="darts: stop early once the derived arch has more skip connections (DARTS+)",
+        show_default="no limit")] = None,
+    warmup_epochs: Annotated[int | None, typer.Option(help="darts/proxyless: weight-only epochs before alpha moves",
+                                                      show_default="0")
                              ] = None,
-    beta_decay: Annotated[float | None, typer.Option(help="darts: beta-DARTS regularisation strength (0 = off)")
+    beta_decay: Annotated[float | None, typer.Option(help="darts: beta-DARTS regularisation strength (0 = off)",
+                                                     show_default="0.0")
                           ] = None,
     selection: Annotated[str | None, typer.Option(
-        help="darts: derive by alpha argmax or pt (DARTS-PT perturbation selection)")] = None,
-    latency_target: Annotated[float | None, typer.Option(help="proxyless: latency target in ms")] = None,
+        help="darts: derive by alpha argmax or pt (DARTS-PT perturbation selection)",
+        show_default="alpha")] = None,
+    latency_target: Annotated[float | None, typer.Option(help="proxyless: latency target in ms",
+                                                         show_default="none")] = None,
     latency_model: Annotated[Path | None, typer.Option(
-        help="proxyless: latency lookup table file (JSON/YAML, nasforge or OFA format); default host-measured")] = None,
-    beta: Annotated[float | None, typer.Option(help="proxyless: exponent of (E[lat]/target)")] = None,
-    budget: Annotated[int | None, typer.Option(help="spos: architectures the search scores with inherited weights")
+        help="proxyless: latency lookup table file (JSON/YAML, nasforge or OFA format)",
+        show_default="measured on this host")] = None,
+    beta: Annotated[float | None, typer.Option(help="proxyless: exponent of (E[lat]/target)",
+                                               show_default="0.6")] = None,
+    budget: Annotated[int | None, typer.Option(help="spos: architectures the search scores with inherited weights",
+                                               show_default="20")
                       ] = None,
-    strategy: Annotated[str | None, typer.Option(help="spos: search strategy (default evolution)")] = None,
-    constraint: Annotated[list[str] | None, typer.Option(help="spos: constraint, e.g. 'macs<=50e6'")] = None,
-    device_torch: Annotated[str | None, typer.Option("--device-torch", help="cpu | cuda")] = None,
-    out: Annotated[Path | None, typer.Option(help="run directory (default runs/oneshot-<method>-<seed>)")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML file with any of these options")] = None,
+    strategy: Annotated[str | None, typer.Option(help="spos: search strategy",
+                                                 show_default="evolution")] = None,
+    constraint: Annotated[list[str] | None, typer.Option(help="spos: constraint, e.g. 'macs<=50e6'",
+                                                         show_default="none")] = None,
+    device_torch: Annotated[str | None, typer.Option("--device-torch", help="cpu | cuda",
+                                                     show_default="cpu")] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory",
+                                             show_default="runs/oneshot-<method>-<seed>")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file with any of these options",
+                                                show_default="none")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """One-shot search: DARTS, ProxylessNAS (latency loss) or SPOS (weight-sharing search); writes a run dir."""

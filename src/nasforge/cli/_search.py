@@ -10,54 +10,70 @@ import typer
 
 from nasforge.cli._app import app
 from nasforge.cli._options import parse_options, progress_bar, stderr_console
-from nasforge.jobs._search import SearchConfig, export_run, run_job
-from nasforge.report import write_report
 
 
 @app.command("search")
 def search(
-    space: Annotated[str | None, typer.Option(help="search space name (default mobilenet)")] = None,
-    space_option: Annotated[list[str] | None, typer.Option("--space-option", "-o", help="space option k=v")] = None,
-    strategy: Annotated[str | None, typer.Option(help="strategy (default evolution)")] = None,
-    strategy_option: Annotated[list[str] | None, typer.Option(help="strategy option k=v")] = None,
-    estimator: Annotated[str | None, typer.Option(help="estimator: train")] = None,
+    space: Annotated[str | None, typer.Option(help="search space name", show_default="mobilenet")] = None,
+    space_option: Annotated[list[str] | None, typer.Option("--space-option", "-o", help="space option k=v",
+                                                           show_default="the space's; mobilenet: a small preset")
+                            ] = None,
+    strategy: Annotated[str | None, typer.Option(help="strategy", show_default="evolution")] = None,
+    strategy_option: Annotated[list[str] | None, typer.Option(help="strategy option k=v",
+                                                              show_default="the strategy's")] = None,
+    estimator: Annotated[str | None, typer.Option(help="estimator: train", show_default="train")] = None,
     dataset: Annotated[str | None, typer.Option(
-        help="digits | fashion-mnist | cifar10 | imagefolder | npz")] = None,
+        help="digits | fashion-mnist | cifar10 | imagefolder | npz", show_default="digits")] = None,
     data_dir: Annotated[str | None, typer.Option(
-        help="folder of the dataset's files (imagefolder: one sub-folder per class; npz: the .npz file)")] = None,
-    subset: Annotated[int | None, typer.Option(help="cap the training split at N images")] = None,
+        help="folder of the dataset's files (imagefolder: one sub-folder per class; npz: the .npz file)",
+        show_default="the dataset's usual place")] = None,
+    subset: Annotated[int | None, typer.Option(help="cap the training split at N images",
+                                               show_default="all")] = None,
     device: Annotated[str | None, typer.Option(
-        help="device profile name or YAML file (default stm32f746; none: no device limits)")] = None,
-    precision: Annotated[str | None, typer.Option(help="precision of memory constraints: int8 | fp32")] = None,
-    constraint: Annotated[list[str] | None, typer.Option(help="extra constraint, e.g. 'macs<=50e6'")] = None,
+        help="device profile name or YAML file (none: no device limits)", show_default="stm32f746")] = None,
+    precision: Annotated[str | None, typer.Option(help="precision of memory constraints: int8 | fp32",
+                                                  show_default="int8")] = None,
+    constraint: Annotated[list[str] | None, typer.Option(help="extra constraint, e.g. 'macs<=50e6'",
+                                                         show_default="none: the device limits only")] = None,
     latency_model: Annotated[str | None, typer.Option(help="latency LUT (.json/.yaml) or predictor (.json) "
-                                                             "for 'latency<=MS' constraints")] = None,
+                                                           "for 'latency<=MS' constraints", show_default="none")
+                             ] = None,
     minimize: Annotated[list[str] | None, typer.Option(
         help="an objective to minimise besides accuracy (repeatable): a cost key (macs, params, peak_memory, "
         "weights, ...) or latency (needs --latency-model); the search then finds the front "
-        "(default strategy mo-surrogate)")] = None,
-    budget: Annotated[int | None, typer.Option(help="architectures to train")] = None,
-    epochs: Annotated[int | None, typer.Option(help="training epochs per candidate")] = None,
-    final_epochs: Annotated[int | None, typer.Option(help="training epochs of the final pick")] = None,
-    batch_size: Annotated[int | None, typer.Option()] = None,
-    lr: Annotated[float | None, typer.Option()] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
-    workers: Annotated[int | None, typer.Option(help="parallel evaluations")] = None,
+        "(default strategy mo-surrogate)", show_default="none: accuracy only")] = None,
+    budget: Annotated[int | None, typer.Option(help="architectures to train", show_default="20")] = None,
+    epochs: Annotated[int | None, typer.Option(help="training epochs per candidate", show_default="3")] = None,
+    final_epochs: Annotated[int | None, typer.Option(help="training epochs of the final pick",
+                                                     show_default="10")] = None,
+    batch_size: Annotated[int | None, typer.Option(show_default="64")] = None,
+    lr: Annotated[float | None, typer.Option(help="learning rate", show_default="the optimizer's; sgd: 0.1")
+                  ] = None,
+    seed: Annotated[int | None, typer.Option(show_default="0")] = None,
+    workers: Annotated[int | None, typer.Option(help="parallel evaluations", show_default="1")] = None,
     trial_timeout: Annotated[float | None, typer.Option(
-        help="seconds one evaluation may take; a longer one is stopped, recorded failed (default: none)")] = None,
-    backend: Annotated[str | None, typer.Option(help="where evaluations run: local | ray (default local)")] = None,
+        help="seconds one evaluation may take; a longer one is stopped, recorded failed", show_default="none")
+                             ] = None,
+    backend: Annotated[str | None, typer.Option(help="where evaluations run: local | ray", show_default="local")
+                       ] = None,
     ray_address: Annotated[str | None, typer.Option(
-        help="HOST:PORT of a running Ray cluster (`ray start --head`); default: start a local Ray instance")] = None,
+        help="HOST:PORT of a running Ray cluster (`ray start --head`)", show_default="start a local Ray instance")
+                           ] = None,
     trial_resources: Annotated[str | None, typer.Option(
-        help="per trial: cpu=N (threads), gpu=N (Ray), memory=SIZE, e.g. cpu=1,gpu=0.5")] = None,
+        help="per trial: cpu=N (threads), gpu=N (Ray), memory=SIZE, e.g. cpu=1,gpu=0.5",
+        show_default="none: the backend's default")] = None,
     in_flight: Annotated[int | None, typer.Option(
-        help="evaluations asked ahead of the oldest result (default: workers); the trials depend on it")] = None,
-    out: Annotated[str | None, typer.Option(help="run directory (default runs/search-<time>)")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML file with any of these options")] = None,
+        help="evaluations asked ahead of the oldest result; the trials depend on it", show_default="workers")
+                         ] = None,
+    out: Annotated[str | None, typer.Option(help="run directory", show_default="runs/search-<time>")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file with any of these options", show_default="none")
+                      ] = None,
     resume: Annotated[bool, typer.Option(help="continue the interrupted run in --out")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Hardware-aware search: find the most accurate network that fits the device (writes a run directory)."""
+    from nasforge.jobs._search import SearchConfig, run_job
+
     # only the options given (flags over --config) are passed on: a new run fills the others with the defaults,
     # --resume with the stored run's values
     flags = {"space": space, "strategy": strategy, "estimator": estimator, "dataset": dataset, "data_dir": data_dir,
@@ -72,11 +88,16 @@ def search(
              "minimize": list(minimize) if minimize else None}
     given = SearchConfig.merge_given(config, flags)
     console = stderr_console(as_json)
-    with progress_bar("search", console) as bar:
+    with progress_bar("search", console) as bar:  # rows: loading the data, search, final training, report
         def progress(trial: Any, best: Any, done: int, total: int) -> None:
-            bar.update(done, total, "" if best is None else f"best {best.reward:.4f} (#{best.number})")
+            # trial numbers are the store's (0-based); done/total counts trials
+            bar.update(done, total, "" if best is None else f"best {best.reward:.4f} (trial #{best.number})",
+                       label="search")
 
-        summary = run_job(given, progress=progress, resume=resume, status=lambda m: console.log(m))
+        def train_progress(epoch: int, epochs: int, step: int, steps: int) -> None:
+            bar.update((epoch - 1) * steps + step, epochs * steps, f"epoch {epoch}/{epochs}")
+
+        summary = run_job(given, progress=progress, resume=resume, status=bar.stage, train_progress=train_progress)
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
         return
@@ -125,15 +146,23 @@ def _print_int8(console: Any, int8: dict[str, Any]) -> None:
 @app.command("report")
 def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> None:
     """Rebuild a run's plots and report.html from its store."""
-    typer.echo(str(write_report(run_dir)))
+    from nasforge.report import write_report
+
+    with progress_bar("writing the report", stderr_console(False)) as bar:
+        bar.stage("writing the report")
+        path = write_report(run_dir)
+    typer.echo(str(path))
 
 
 @app.command("export")
 def export(
     run_dir: Annotated[Path, typer.Argument(help="a finished search run directory")],
     fmt: Annotated[str, typer.Option("--format", help="onnx | onnx-int8 | torchscript")] = "onnx",
-    out: Annotated[Path | None, typer.Option(help="output file (default in RUN_DIR/best)")] = None,
+    out: Annotated[Path | None, typer.Option(help="output file", show_default="RUN_DIR/best/model.<format>")
+                   ] = None,
 ) -> None:
     """Re-export the best model of a run (ONNX is checked against PyTorch with onnxruntime; onnx-int8 is
     quantized with calibration on the run's training images and measured on its test split)."""
+    from nasforge.jobs._search import export_run
+
     typer.echo(str(export_run(run_dir, fmt, out)))

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 
 from nasforge.cli._app import app
 from nasforge.cli._options import OptionArg, parse_options
 from nasforge.errors import NasforgeError
-from nasforge.spaces import SearchSpace, get_space, list_spaces
+
+if TYPE_CHECKING:  # numpy and the spaces load when a `space` command runs, not for `nasforge --help`
+    from nasforge.spaces import SearchSpace
 
 space_app = typer.Typer(help="Search spaces: list them, describe one, sample architectures.", no_args_is_help=True)
 app.add_typer(space_app, name="space")
 
 def _space(name: str, option: list[str] | None) -> SearchSpace:
+    from nasforge.spaces import get_space
+
     return get_space(name, **parse_options(option))
 
 
@@ -29,6 +32,8 @@ def _check_n(n: int) -> int:
 @space_app.command("list")
 def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """The registered spaces with their default sizes."""
+    from nasforge.spaces import get_space, list_spaces
+
     rows = [{"name": n, "size": get_space(n).size()} for n in list_spaces() if n != "config"]
     if "config" in list_spaces():
         rows.append({"name": "config", "size": None})
@@ -42,6 +47,8 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="print JSON")]
 
 def cost_range(sp: SearchSpace, n: int, seed: int) -> dict[str, list[int]]:
     """[min, max] of params, MACs and fp32 peak memory over ``n`` sampled architectures."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     costs = [sp.cost(sp.sample(rng)) for _ in range(n)]
     fields = {"params": [c.params for c in costs], "macs": [c.macs for c in costs],
@@ -82,6 +89,8 @@ def sample_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Canonical strings of sampled architectures with params, MACs and fp32 peak memory."""
+    import numpy as np
+
     sp = _space(name, option)
     rng = np.random.default_rng(seed)
     rows = []

@@ -14,7 +14,8 @@ from nasforge.cli._app import app
 def zoo(
     resolution: int = typer.Option(224, "--resolution", "-r", help="Input side in pixels (square images)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list of objects instead of the table."),
-    plot: Path | None = typer.Option(None, "--plot", help="Also write the accuracy-vs-MACs plot to this .png."),
+    plot: Path | None = typer.Option(None, "--plot", help="Also write the accuracy-vs-MACs plot to this .png.",
+                                     show_default="no plot"),
 ) -> None:
     """Params, MACs, peak memory (fp32), weight size and published top-1 of every zoo model."""
     from nasforge.zoo._summary import plot_accuracy_vs_macs, summary

@@ -46,6 +46,10 @@ class LayerCost:
     params: int
     macs: int
     other_ops: int
+    live_activations: int = 0  # elements alive while this layer runs (inputs, output, kept tensors): the peak's row
+
+    def live_bytes(self, precision: str = "fp32") -> int:
+        return self.live_activations * bytes_per_element(precision)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +105,8 @@ class Cost:
         }
         if layers:
             d["layers"] = [
-                {**asdict(lc), "in_shape": list(lc.in_shape), "out_shape": list(lc.out_shape)}
+                {**asdict(lc), "in_shape": list(lc.in_shape), "out_shape": list(lc.out_shape),
+                 "live_bytes": lc.live_bytes(self.precision)}
                 for lc in self.layers
             ]
         return d
@@ -122,8 +127,8 @@ def _op_cost(node: Node, unknown: list[str]) -> OpCost:
     return rule(node)
 
 
-def peak_and_total(nodes: Sequence[Node]) -> tuple[int, int]:
-    """(peak live elements, total elements over all buffers) under in-order execution; see module doc."""
+def live_and_total(nodes: Sequence[Node]) -> tuple[list[int], int]:
+    """(live elements at each step, total elements over all buffers) under in-order execution; see module doc."""
     n = len(nodes)
     buf = list(range(n))
     size = [0] * n
@@ -148,13 +153,13 @@ def peak_and_total(nodes: Sequence[Node]) -> tuple[int, int]:
         if buf[i] == i:
             total += size[i]
             freed[last[i] + 1] += size[i]
-    live = peak = 0
+    live = 0
+    per_step = [0] * n
     for i in range(n):
         live += size[i] if buf[i] == i else 0
         live -= freed[i]
-        if live > peak:
-            peak = live
-    return peak, total
+        per_step[i] = live
+    return per_step, total
 
 
 def analyze(nodes: Sequence[Node], precision: str = "fp32", with_layers: bool = True) -> Cost:
@@ -165,15 +170,16 @@ def analyze(nodes: Sequence[Node], precision: str = "fp32", with_layers: bool = 
     params = macs = other = 0
     unknown: list[str] = []
     layers: list[LayerCost] = []
-    for node in nodes:
+    live, total = live_and_total(nodes)
+    for i, node in enumerate(nodes):
         c = _op_cost(node, unknown)
         params += c.params
         macs += c.macs
         other += c.other_ops
         if with_layers and node.op != "input":
             layers.append(LayerCost(node.name, node.op, node.in_shapes[0] if node.in_shapes else (),
-                                    node.out_shape, c.params, c.macs, c.other_ops))
-    peak, total = peak_and_total(nodes)
+                                    node.out_shape, c.params, c.macs, c.other_ops, live[i]))
+    peak = max(live, default=0)
     return Cost(params, macs, other, total, peak, nodes[0].out_shape, nodes[-1].out_shape, precision,
                 tuple(layers), tuple(unknown))
 

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nasforge._files import save_figure
 from nasforge.errors import NasforgeError
-from nasforge.estimators import Estimator
 from nasforge.spaces import Architecture, SearchSpace, get_space
+
+if TYPE_CHECKING:  # the estimators import torch: the CLI's `design` commands start without it
+    from nasforge.estimators import Estimator
 
 #: how a reward becomes an error: "accuracy" (a fraction in [0, 1], as every nasforge reward: error = 1 - reward)
 #: or "error" (the reward already is the error)

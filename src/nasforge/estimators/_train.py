@@ -35,6 +35,10 @@ MAX_CACHED_SHAPES = 4  # resized copies of the data kept (spaces with a resoluti
 # Called after each rung epoch with (epoch, validation accuracy so far); a returned string stops training
 # with that reason (status "pruned"), None lets it go on.
 RungCallback = Callable[[int, float], "str | None"]
+# The final training's progress: after each batch (epoch, epochs, step, steps), after each epoch (epoch, figures:
+# train_loss, val_acc, seconds); for progress bars and the report's learning curve.
+StepCallback = Callable[[int, int, int, int], None]
+EpochCallback = Callable[[int, dict[str, float]], None]
 
 
 class _NonFinite(Exception):
@@ -184,14 +188,17 @@ class TrainingEstimator:
             return Result(None, metrics, cost, seconds, "pruned", stopped)
         return Result(metrics["val_acc"], metrics, cost, seconds)
 
-    def final_evaluate(self, arch: Architecture, epochs: int | None = None) -> tuple[Result, nn.Module | None]:
+    def final_evaluate(self, arch: Architecture, epochs: int | None = None, *, on_step: StepCallback | None = None,
+                       on_epoch: EpochCallback | None = None) -> tuple[Result, nn.Module | None]:
         """Train ``arch`` and also measure test accuracy (for the final pick only): (result, trained module).
 
         The module is returned on the CPU in eval mode; on failure it is None and the result says why.
+        ``on_step``/``on_epoch`` see the training's progress (with ``on_epoch`` the validation accuracy is measured
+        after every epoch, not only the last: the same weights, a little more time).
         """
         start = time.perf_counter()
         try:
-            run = self._train(arch, self.epochs if epochs is None else epochs, set(), None)
+            run = self._train(arch, self.epochs if epochs is None else epochs, set(), None, on_step, on_epoch)
             data = self._data_for(self._input_shape(arch))
             test_acc = self._accuracy(run.model, data.test_x, data.test_y)
             metrics = self._metrics(run)
@@ -245,7 +252,8 @@ class TrainingEstimator:
             return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
         return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
 
-    def _train(self, arch: Architecture, epochs: int, rungs: set[int], on_rung: RungCallback | None) -> _Run:
+    def _train(self, arch: Architecture, epochs: int, rungs: set[int], on_rung: RungCallback | None,
+               on_step: StepCallback | None = None, on_epoch: EpochCallback | None = None) -> _Run:
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise NasforgeError(f"epochs must be a positive integer, got {epochs!r}")
         if self.num_threads is not None:
@@ -288,6 +296,8 @@ class TrainingEstimator:
                     opt.step()
                     loss_sum += loss.detach()
                     step += 1
+                    if on_step is not None:
+                        on_step(epoch, epochs, i + 1, steps)
                 loss_value = float(loss_sum) / steps
                 if cuda:
                     torch.cuda.synchronize()
@@ -296,12 +306,15 @@ class TrainingEstimator:
                 done = epoch
                 if not math.isfinite(loss_value):
                     raise _NonFinite(f"training loss is {loss_value} at epoch {epoch}")
+                if on_epoch is not None:
+                    val_acc = self._accuracy(model, data.val_x, data.val_y)
+                    on_epoch(epoch, {"train_loss": loss_value, "val_acc": val_acc, "seconds": train_time})
                 if on_rung is not None and epoch in rungs and epoch < epochs:
                     val_acc = self._accuracy(model, data.val_x, data.val_y)
                     stopped = on_rung(epoch, val_acc)
                     if stopped is not None:
                         break
-            if stopped is None:
+            if stopped is None and on_epoch is None:  # with on_epoch the last epoch's figure is the final one
                 val_acc = self._accuracy(model, data.val_x, data.val_y)
         assert val_acc is not None
         return _Run(model, val_acc, loss_value, done, steps * bs * done / max(train_time, 1e-9), train_time,

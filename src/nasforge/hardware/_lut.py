@@ -429,9 +429,10 @@ def coverage_archs(space: SearchSpace, samples: int, seed: int = 0) -> list[Arch
 def build_table(space: SearchSpace, *, device: str = "cpu", runtime: str = "torch", threads: int = 1,
                 warmup: int = 5, repeats: int = 20, stat: str = "min", samples: int = 1000,
                 fit_networks: int = 5, seed: int = 0, space_name: str | None = None,
-                space_options: dict[str, Any] | None = None, min_time_s: float = 2.0) -> LatencyTable:
+                space_options: dict[str, Any] | None = None, min_time_s: float = 2.0,
+                status: Callable[[str], None] | None = None) -> LatencyTable:
     """Measure each distinct block of ``space`` once (blocks of all archs, or of ``samples`` sampled ones),
-    then fit the constant on ``fit_networks`` measured whole networks.
+    then fit the constant on ``fit_networks`` measured whole networks (``status`` hears a line as each step starts).
 
     ``stat`` is ``min`` (default) or ``median``. On a busy shared 2-core host, over five builds of a tiny
     mobilenet space, the median |error| of the LUT sum on 10-20 held-aside networks was 2-14% with ``min``
@@ -452,6 +453,8 @@ def build_table(space: SearchSpace, *, device: str = "cpu", runtime: str = "torc
         for k, st in zip(items, stats, strict=True):
             entries[k] = Entry(st.min_ms if stat == "min" else st.median_ms, st.iqr_ms, st.repeats)
 
+    say = status or (lambda _msg: None)
+    say(f"measuring {len(blocks)} blocks")
     measure_blocks(blocks)
     table = LatencyTable(entries, "cpu" if device == "host" else device, runtime, threads, "nasforge",
                          space_name or space.name, dict(space_options or {}),
@@ -461,6 +464,7 @@ def build_table(space: SearchSpace, *, device: str = "cpu", runtime: str = "torc
     table.bind(space)
     if fit_networks > 0:
         nets = [network_of(space, space.sample(rng)) for _ in range(fit_networks)]
+        say(f"measuring {fit_networks} networks to fit the constant")
         # a network outside the sampled coverage may hold new blocks: measure them too
         measure_blocks({spec_key(spec, shape): (spec, shape) for n in nets for spec, shape in blocks_of(n)
                         if spec_key(spec, shape) not in entries})

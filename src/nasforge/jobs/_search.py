@@ -207,8 +207,12 @@ Progress = Callable[..., None]
 
 
 def run_job(options: SearchConfig | Mapping[str, Any], progress: Progress | None = None, resume: bool = False,
-            status: Callable[[str], None] | None = None, data: Any = None) -> dict[str, Any]:
+            status: Callable[[str], None] | None = None, data: Any = None,
+            train_progress: Callable[[int, int, int, int], None] | None = None) -> dict[str, Any]:
     """Search, then train the best once more (test accuracy), export it (fp32 and int8), plot and write the report.
+
+    ``progress`` sees each trial, ``train_progress`` each batch of the final training (epoch, epochs, step,
+    steps), ``status`` a line at the start of each step (loading the data, final training, report).
 
     ``options`` holds the options given (see ``SearchConfig.given``): a new run takes ``SearchConfig``'s defaults
     for the others, ``resume=True`` the stored run's (so resuming without ``budget`` keeps the run's budget).
@@ -227,13 +231,15 @@ def run_job(options: SearchConfig | Mapping[str, Any], progress: Progress | None
     with hold_run_dir(out), on_interrupt(f"the run is kept in {out}: continue it with "
                                          f"`nasforge search --out {out} --resume`"):
         clean_temporaries(out)  # what a killed run left half-written (a .best.* folder, a temp file)
-        return _run_job(replace(cfg, out=out), progress, resume, say, data)
+        return _run_job(replace(cfg, out=out), progress, resume, say, data, train_progress)
 
 
 def _run_job(cfg: SearchConfig, progress: Progress | None, resume: bool, say: Callable[[str], None],
-             data: Any = None) -> dict[str, Any]:
+             data: Any = None, train_progress: Callable[[int, int, int, int], None] | None = None
+             ) -> dict[str, Any]:
     from nasforge.runner import run_search
 
+    say("loading the data")
     prep = prepare(cfg, resume=resume, data=data)
     result = run_search(prep.space, prep.config.strategy, prep.estimator, prep.config.budget,
                         prep.constraints, seed=prep.config.seed, out_dir=prep.out_dir,
@@ -257,7 +263,7 @@ def _run_job(cfg: SearchConfig, progress: Progress | None, resume: bool, say: Ca
         summary["best"] = None
     else:
         say(f"training the best architecture for {prep.config.final_epochs} epochs")
-        summary["best"] = finalize(prep, result.best.arch)
+        summary["best"] = finalize(prep, result.best.arch, train_progress)
     say("writing plots and report")
     write_report(prep.out_dir)
     summary["report"] = str(prep.out_dir / "report.html")
@@ -287,8 +293,10 @@ def _resumed(given: Mapping[str, Any]) -> SearchConfig:
     return SearchConfig.resumed(stored, given, out)
 
 
-def finalize(prep: Prepared, arch_text: str) -> dict[str, Any]:
-    """Train the best architecture for ``final_epochs``; write ``best/`` atomically; return its summary."""
+def finalize(prep: Prepared, arch_text: str,
+             train_progress: Callable[[int, int, int, int], None] | None = None) -> dict[str, Any]:
+    """Train the best architecture for ``final_epochs``; write ``best/`` atomically; return its summary (with
+    ``curve``: training loss and validation accuracy per epoch, the report's learning curve)."""
     import torch
 
     from nasforge.cost import profile
@@ -301,7 +309,9 @@ def finalize(prep: Prepared, arch_text: str) -> dict[str, Any]:
     data = final_data(cfg, space, prep.dataset, prep.full_data)  # the search may have run on a subset
     est = TrainingEstimator(space, data, epochs=cfg.final_epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
                             lr=cfg.lr, seed=cfg.seed, cost_precision=cfg.precision, channels_last=True)
-    res, model = est.final_evaluate(arch)
+    curve: list[dict[str, float]] = []
+    res, model = est.final_evaluate(arch, on_step=train_progress,
+                                    on_epoch=lambda epoch, figures: curve.append({"epoch": epoch, **figures}))
     cost = space.cost(arch, precision=cfg.precision)
     shape = tuple(space.input_shape(arch))
     layers = profile(space.build(arch, num_classes=prep.dataset.num_classes), shape, precision=cfg.precision)
@@ -315,6 +325,7 @@ def finalize(prep: Prepared, arch_text: str) -> dict[str, Any]:
         "fits": prep.device.fits(cost) if prep.device is not None else None,
         "data": data.summary(),
         "preprocessing": preprocessing(data, shape).to_dict(),
+        "curve": [{**row, "seconds": round(row["seconds"], 3)} for row in curve],
     }
     with atomic_dir(prep.out_dir / BEST_DIR) as tmp:
         if model is not None:

@@ -18,7 +18,8 @@ h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margi
 table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
 th{background:#f4f4f4} td.l,th.l{text-align:left} code,pre{background:#f6f8fa;padding:2px 4px}
 pre{padding:10px;overflow-x:auto} .ok{color:#1a7f37} .bad{color:#cf222e} img{max-width:100%}
-.kv td:first-child{text-align:left;font-weight:600}
+.kv td:first-child{text-align:left;font-weight:600} .muted{color:#777}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:12px;align-items:start}
 """
 
 

@@ -32,8 +32,10 @@ def _save(fig: Figure, path: Path) -> None:
 
 
 def plot_pareto(trials: Sequence[Mapping[str, Any]], path: str | Path,
-                cost_keys: Sequence[str] = ("macs", "peak_memory_bytes"), metric_label: str = "accuracy") -> Path:
-    """Reward against each cost key; feasible trials in colour with their front drawn, others grey."""
+                cost_keys: Sequence[str] = ("macs", "peak_memory_bytes"), metric_label: str = "accuracy",
+                limits: Mapping[str, float] | None = None) -> Path:
+    """Reward against each cost key; feasible trials in colour with their front drawn, others grey; a limit on a
+    key (device memory, a constraint) is a dashed vertical line."""
     path = Path(path)
     fig = Figure(figsize=(5.5 * len(cost_keys), 4.2))
     axes = fig.subplots(1, len(cost_keys), squeeze=False)
@@ -54,6 +56,8 @@ def plot_pareto(trials: Sequence[Mapping[str, Any]], path: str | Path,
             fx, fy = zip(*front, strict=True)
             ax.step(fx, fy, where="post", color="tab:red", lw=1.5)
             ax.scatter(fx, fy, color="tab:red", zorder=3, label="Pareto front")
+        if limits and key in limits and limits[key] > 0:
+            ax.axvline(limits[key], color="tab:orange", ls="--", lw=1.5, label=f"limit {limits[key]:,.0f}")
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(EngFormatter())
@@ -68,13 +72,14 @@ def plot_pareto(trials: Sequence[Mapping[str, Any]], path: str | Path,
 
 
 def plot_history(trials: Sequence[Mapping[str, Any]], path: str | Path, metric_label: str = "accuracy") -> Path:
-    """Each trial's reward and the best so far, in trial order."""
+    """Each trial's reward and the best so far, by trial number (the store's, 0-based)."""
     path = Path(path)
     fig = Figure(figsize=(6.5, 4.2))
     ax = fig.subplots()
     xs, ys, best_x, best_y = [], [], [], []
     best = float("-inf")
-    for i, t in enumerate(trials, start=1):
+    for k, t in enumerate(trials):
+        i = int(t.get("number", k))
         r = t.get("reward")
         if t.get("status") == "ok" and r is not None:
             xs.append(i)
@@ -86,10 +91,33 @@ def plot_history(trials: Sequence[Mapping[str, Any]], path: str | Path, metric_l
     ax.scatter(xs, ys, s=14, color="tab:blue", alpha=0.6, label="trial")
     if best_x:
         ax.step(best_x, best_y, where="post", color="tab:red", label="best so far")
-    ax.set_xlabel("trial")
+    ax.set_xlabel("trial (0-based, as in the store)")
     ax.set_ylabel(metric_label)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
+    _save(fig, path)
+    return path
+
+
+def plot_learning_curve(curve: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """The final training, epoch by epoch: training loss (left axis) and validation accuracy (right axis)."""
+    from matplotlib.ticker import MaxNLocator
+
+    path = Path(path)
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
+    epochs = [int(r["epoch"]) for r in curve]
+    ax.plot(epochs, [float(r["train_loss"]) for r in curve], marker=".", color="tab:blue", label="training loss")
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("training loss", color="tab:blue")
+    ax.grid(alpha=0.3)
+    acc = [(e, float(r["val_acc"])) for e, r in zip(epochs, curve, strict=True) if r.get("val_acc") is not None]
+    if acc:
+        ax2 = ax.twinx()
+        ax2.plot([a[0] for a in acc], [a[1] for a in acc], marker=".", color="tab:red", label="validation accuracy")
+        ax2.set_ylabel("validation accuracy", color="tab:red")
+    ax.set_title("final training of the best architecture")
     _save(fig, path)
     return path
 
