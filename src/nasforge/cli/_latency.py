@@ -176,8 +176,8 @@ def fit_cmd(
     train: Annotated[int, typer.Option("--train", help="rows to train on; the rest are the test")] = 1000,
     prior_table: PriorOpt = None,
     prior_cols: PriorColsOpt = None,
-    prior_arch_col: Annotated[str | None, typer.Option("--prior-arch-col", help="arch column of the prior tables "
-                                                       "(default: --arch-col)")] = None,
+    prior_arch_col: Annotated[str | None, typer.Option("--prior-arch-col", help="arch column of the prior tables",
+                                                       show_default="--arch-col")] = None,
     choose: ChooseOpt = "random",
     seed: Annotated[int, typer.Option("--seed")] = 0,
     option: OptionArg = None,
