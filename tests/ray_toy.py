@@ -9,6 +9,7 @@ estimator's module by name, as on a real cluster where every node has the packag
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -57,18 +58,21 @@ class RayStartCluster:
             raise RuntimeError(f"ray start failed: {out.decode()[-2000:]}")
 
     def stop(self) -> None:
-        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                return
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
+        try:
+            for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
                 try:
-                    os.killpg(self.proc.pid, 0)
+                    os.killpg(self.proc.pid, sig)
                 except ProcessLookupError:
                     return
-                time.sleep(0.2)
+                deadline = time.monotonic() + wait
+                while time.monotonic() < deadline:
+                    try:
+                        os.killpg(self.proc.pid, 0)
+                    except ProcessLookupError:
+                        return
+                    time.sleep(0.2)
+        finally:
+            shutil.rmtree(self.temp, ignore_errors=True)
 
 
 class MarkingEstimator:
