@@ -116,6 +116,7 @@ def test_lock_is_reentrant_in_one_process(tmp_path: Path) -> None:
     assert not lock_path(out).exists()
 
 
+@pytest.mark.slow  # torch.jit export: seconds
 def test_export_into_a_run_holds_its_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``export`` into a run's best/ is a writer: refused while another process holds the run (it may be replacing
     best/); exporting elsewhere (``out``) is not."""
