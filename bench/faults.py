@@ -238,6 +238,106 @@ def writers(root: Path, pairs: int) -> dict[str, int]:
     return out
 
 
+def writers_forked(root: Path, pairs: int) -> dict[str, int]:
+    """``writers`` with the two writers forked from this process (nasforge already imported: seconds, not minutes,
+    per pair on a loaded machine). Each child runs the toy search (``run_search`` with a run folder) and exits 0
+    when it wrote the run, 3 when it was refused (NasforgeError), 1 on anything else."""
+    sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
+    from nasforge.errors import NasforgeError
+    from nasforge.runner import run_search
+    from runner_toy import MutateBest, ToyEstimator, ToySpace
+
+    def child(run: Path, resume: bool) -> None:
+        code = 1
+        try:
+            space = ToySpace()
+            run_search(space, MutateBest(space, seed=7), ToyEstimator(0.02, fail_first=2), 10,
+                       constraints=["macs<=120e3"], seed=7, out_dir=run, resume=resume)
+            code = 0
+        except NasforgeError as e:
+            code = 3 if "is in use by process" in str(e) or "already a nasforge run" in str(e) else 4
+        finally:
+            os._exit(code)
+
+    out = {"pairs": pairs, "both_wrote": 0, "one_wrote": 0, "refused_in_use": 0, "corrupt": 0, "double_writes": 0,
+           "other_errors": 0}
+    for i in range(pairs):
+        run = root / f"fpair-{i}"
+        pids = []
+        for j in range(2):
+            if j == 1 and i % 2:  # the resume starts once the first has created the store
+                deadline = time.monotonic() + 60
+                while not (run / "trials.sqlite").exists() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            pid = os.fork()
+            if pid == 0:
+                child(run, resume=bool(j == 1 and i % 2))
+            pids.append(pid)
+        codes = [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids]
+        out["both_wrote" if codes.count(0) == 2 else "one_wrote"] += 1 if 0 in codes else 0
+        out["refused_in_use"] += codes.count(3)
+        out["other_errors"] += sum(c not in (0, 3) for c in codes)
+        with sqlite3.connect(run / "trials.sqlite") as con:
+            if con.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+                out["corrupt"] += 1
+            numbers = [r[0] for r in con.execute("SELECT number FROM trials ORDER BY number")]
+            asks = [r[0] for r in con.execute("SELECT trial FROM events WHERE kind = 'ask' ORDER BY seq")]
+            told = [r[0] for r in con.execute("SELECT trial FROM events WHERE kind = 'tell' ORDER BY seq")]
+        if numbers != list(range(len(numbers))) or sorted(asks) != numbers or len(set(told)) != len(told):
+            out["double_writes"] += 1
+        shutil.rmtree(run, ignore_errors=True)
+    return out
+
+
+def toy_kills_forked(root: Path, workers: int, kills: int, rng: random.Random) -> list[dict[str, Any]]:
+    """``toy_kills`` with the runs forked from this process (nasforge already imported), killed after a random
+    number of tells plus 0-50 ms, resumed in a fresh fork; compared with an uninterrupted run."""
+    sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
+    from nasforge.runner import run_search
+    from runner_toy import MutateBest, ToyEstimator, ToySpace
+
+    def search(run: Path | None, resume: bool) -> Any:
+        space = ToySpace()
+        return run_search(space, MutateBest(space, seed=7), ToyEstimator(0.03, fail_first=2), 12,
+                          constraints=["macs<=120e3"], seed=7, out_dir=run, workers=workers, resume=resume)
+
+    def forked(run: Path, resume: bool) -> int:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                search(run, resume)
+                code = 0
+            finally:
+                os._exit(code)
+        return pid
+
+    want = [t.key() for t in search(None, False).trials]
+    rows = []
+    for i in range(kills):
+        run = root / f"fkill-w{workers}-{i}"
+        pid = forked(run, False)
+        k = rng.randrange(12)
+        while tells(run) <= k:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                pid = 0
+                break
+            time.sleep(0.005)
+        phase = "finished first"
+        if pid:
+            time.sleep(rng.uniform(0, 0.05))
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            phase = "trials"
+        resumed = (run / "trials.sqlite").is_file()
+        code = os.waitstatus_to_exitcode(os.waitpid(forked(run, resumed), 0)[1])
+        rows.append({"job": "toy", "workers": workers, "phase": phase, "resume": resumed, "rc": code,
+                     "same_trials": code == 0 and trial_keys(run) == want, "missing": [],
+                     "leftovers": leftovers(run), "orphans": 0})
+        shutil.rmtree(run, ignore_errors=True)
+    return rows
+
+
 def fuzz(profile: str) -> list[dict[str, Any]]:
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(REPO / "tests" / "test_fuzz_parsers.py"),
            "--hypothesis-profile", profile, "--hypothesis-show-statistics", "-k", "fuzz"]
@@ -289,6 +389,7 @@ def main() -> None:
     ap.add_argument("--toy-kills", type=int, default=0, help="kills of the toy search per worker count")
     ap.add_argument("--workers", default="1,2", help="worker counts of the kill runs")
     ap.add_argument("--pairs", type=int, default=20, help="concurrent-writer pairs")
+    ap.add_argument("--fork", action="store_true", help="writers forked from this process (fast on a loaded host)")
     ap.add_argument("--fuzz-profile", default="long", help="hypothesis profile of the fuzz run (ci, long)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip", default="", help="comma list of parts to skip: kills,writers,fuzz,disk")
@@ -301,14 +402,15 @@ def main() -> None:
     try:
         if "kills" not in skip:
             rows = [r for w in counts for r in kill_and_resume(root, w, args.kills, rng)] if args.kills else []
-            rows += [r for w in counts for r in toy_kills(root, w, args.toy_kills, rng)] if args.toy_kills else []
+            toy = toy_kills_forked if args.fork else toy_kills
+            rows += [r for w in counts for r in toy(root, w, args.toy_kills, rng)] if args.toy_kills else []
             kill_table(rows)
         if "writers" not in skip:
-            w = writers(root, args.pairs)
-            print("\n| pairs | one wrote | both wrote | refused 'in use' | corrupt stores | double writes |")
-            print("|---|---|---|---|---|---|")
-            print(f"| {w['pairs']} | {w['one_wrote']} | {w['both_wrote']} | {w['refused_in_use']} | {w['corrupt']} | "
-                  f"{w['double_writes']} |")
+            w = writers_forked(root, args.pairs) if args.fork else writers(root, args.pairs)
+            print("\n| pairs | one wrote | both wrote | refused 'in use' | other errors | corrupt | double writes |")
+            print("|---|---|---|---|---|---|---|")
+            print(f"| {w['pairs']} | {w['one_wrote']} | {w['both_wrote']} | {w['refused_in_use']} | "
+                  f"{w.get('other_errors', '-')} | {w['corrupt']} | {w['double_writes']} |")
         if "fuzz" not in skip:
             fz = fuzz(args.fuzz_profile)
             print(f"\n| parser (profile {args.fuzz_profile}) | examples | failures |")
