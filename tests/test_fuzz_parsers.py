@@ -151,7 +151,7 @@ def test_fuzz_options(items: list[str]) -> None:
     except NasforgeError:
         return
     assert isinstance(out, dict) and all(isinstance(k, str) and k for k in out)
-    again = parse_options([f"{k}={json.dumps(v)}" for k, v in out.items()
+    again = parse_options([f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in out.items()
                            if isinstance(v, int | str | list) and not isinstance(v, bool)], "-o")
     assert all(again[k] == out[k] for k in again)
 

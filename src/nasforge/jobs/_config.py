@@ -170,7 +170,8 @@ class JobOptions:
             if name not in types:
                 continue
             allowed = [t.strip().split("[")[0] for t in types[name].split("|")]
-            if not any(_is(value, t) for t in allowed):
+            if not any(_is(value, t) for t in allowed) or ("list[str]" in types[name] and isinstance(value, list)
+                                                          and not all(isinstance(v, str) for v in value)):
                 raise NasforgeError(f"{cls.JOB} option {name} must be {' or '.join(_WORDS.get(t, t) for t in allowed)}"
                                     f", got {value!r}")
             if isinstance(value, float) and not math.isfinite(value):
@@ -196,7 +197,7 @@ def positive_ints(cfg: JobOptions, *names: str) -> None:
 
 
 _WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false", "None": "null",
-          "dict": "a mapping", "list": "a list"}
+          "dict": "a mapping", "list": "a list (of strings where it holds strings)"}
 
 
 def _is(value: Any, type_name: str) -> bool:
