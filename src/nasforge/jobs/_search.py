@@ -363,7 +363,6 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, dat
     ``onnx-int8`` (static int8 quantization calibrated on the run's training images, measured on its test split;
     ``data``: the run's ``Dataset`` when it was given from Python) or ``torchscript``."""
     from nasforge.jobs._export import FORMATS, export_onnx, export_torchscript
-    from nasforge.jobs._predict import run_preprocessing
     from nasforge.jobs._quantize import set_metadata
 
     formats = (*FORMATS, "onnx-int8")
@@ -378,8 +377,10 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, dat
         if fmt == "onnx":
             path = Path(out) if out else best / "model.onnx"
             export_onnx(model, shape, path, check=True)
-            if (best / SUMMARY).is_file():
-                set_metadata(path, run_preprocessing(run_dir).to_dict())
+            meta = (json.loads((best / SUMMARY).read_text()).get("preprocessing") if (best / SUMMARY).is_file()
+                    else None)
+            if meta:  # runs written before the preprocessing metadata have none to stamp
+                set_metadata(path, meta)
             return path
         path = Path(out) if out else best / "model.torchscript.pt"
         return export_torchscript(model, shape, path)
@@ -391,7 +392,7 @@ def _export_int8(run: Path, model: Any, shape: tuple[int, ...], out: str | Path 
 
     from nasforge.hardware import get_device
     from nasforge.jobs._export import export_onnx
-    from nasforge.jobs._owndata import deploy_int8, final_data, job_info
+    from nasforge.jobs._owndata import deploy_int8, final_data, job_info, preprocessing
     from nasforge.runner import RunStore
 
     with RunStore.open(run) as store:
@@ -410,13 +411,15 @@ def _export_int8(run: Path, model: Any, shape: tuple[int, ...], out: str | Path 
     with tempfile.TemporaryDirectory(prefix="nasforge-export-") as d:
         folder = Path(d)
         export_onnx(model, shape, folder / "model.onnx", check=True)
+        if not summary.get("preprocessing"):  # a run written before the metadata: the data says it
+            summary["preprocessing"] = preprocessing(ds, shape).to_dict()
         rep = deploy_int8(folder, ds, shape, space.cost(arch, precision="int8"), device, summary["preprocessing"],
                           cfg.seed)
         if "error" in rep:
             raise NasforgeError(rep["error"])
         path = Path(out) if out else run / BEST_DIR / "model.int8.onnx"
         write_atomic(path, (folder / "model.int8.onnx").read_bytes())
-    if out is None:
+    if out is None:  # the run's own int8 model: its figures (and the preprocessing) go into the summary
         summary["int8"] = rep
         write_atomic(summary_path, json.dumps(summary, indent=2, default=str))
     return path
