@@ -22,11 +22,18 @@ def search(
     strategy_option: Annotated[list[str] | None, typer.Option(help="strategy option k=v",
                                                               show_default="the strategy's")] = None,
     estimator: Annotated[str | None, typer.Option(help="estimator: train", show_default="train")] = None,
+    task: Annotated[str | None, typer.Option(help="classification | segmentation | detection",
+                                             show_default="classification")] = None,
     dataset: Annotated[str | None, typer.Option(
-        help="digits | fashion-mnist | cifar10 | imagefolder | npz", show_default="digits")] = None,
+        help="digits | fashion-mnist | cifar10 | imagefolder | npz; segmentation/detection: multiscale, "
+             "multiscale-fashion, coco (detection), masks (segmentation)",
+        show_default="digits; segmentation/detection: multiscale")] = None,
     data_dir: Annotated[str | None, typer.Option(
         help="folder of the dataset's files (imagefolder: one sub-folder per class; npz: the .npz file)",
         show_default="the dataset's usual place")] = None,
+    dataset_option: Annotated[list[str] | None, typer.Option(
+        help="dense dataset option k=v (multiscale: canvas, min_size, max_size, max_objects, counts=[tr,val,test]; "
+             "coco/masks: image_size)", show_default="the dataset's")] = None,
     subset: Annotated[int | None, typer.Option(help="cap the training split at N images",
                                                show_default="all")] = None,
     device: Annotated[str | None, typer.Option(
@@ -76,13 +83,15 @@ def search(
 
     # only the options given (flags over --config) are passed on: a new run fills the others with the defaults,
     # --resume with the stored run's values
-    flags = {"space": space, "strategy": strategy, "estimator": estimator, "dataset": dataset, "data_dir": data_dir,
-             "subset": subset, "device": device, "precision": precision, "latency_model": latency_model,
+    flags = {"space": space, "strategy": strategy, "estimator": estimator, "task": task, "dataset": dataset,
+             "data_dir": data_dir, "subset": subset, "device": device, "precision": precision,
+             "latency_model": latency_model,
              "budget": budget, "epochs": epochs, "final_epochs": final_epochs, "batch_size": batch_size, "lr": lr,
              "seed": seed, "workers": workers, "out": out, "trial_timeout": trial_timeout,
              "backend": backend, "ray_address": ray_address, "trial_resources": trial_resources,
              "in_flight": in_flight,
              "space_options": parse_options(space_option, "--space-option") or None,
+             "dataset_options": parse_options(dataset_option, "--dataset-option") or None,
              "strategy_options": parse_options(strategy_option, "--strategy-option") or None,
              "constraints": list(constraint) if constraint else None,
              "minimize": list(minimize) if minimize else None}
@@ -103,7 +112,11 @@ def search(
         return
     best = summary.get("best")
     console.quiet = False
-    if best:
+    if best and best.get("metric"):  # a dense task (segmentation, detection)
+        console.print(f"[bold]best[/bold] {best['space']}:{best['arch']}")
+        console.print(f"  val {best['metric_label']} {best['val_metric']:.4f}  test {best['test_metric']:.4f}  "
+                      f"MACs {best['cost']['macs']:,}  params {best['cost']['params']:,}")
+    elif best:
         fits = best.get("fits") or {}
         console.print(f"[bold]best[/bold] {best['space']}:{best['arch']}")
         console.print(f"  val acc {best['val_acc']:.4f}  test acc {best['test_acc']:.4f}  "

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from nasforge._files import atomic_dir, write_atomic
 from nasforge.errors import NasforgeError
+from nasforge.jobs import _dense
 from nasforge.jobs._config import BackendOptions, positive_ints
 from nasforge.jobs._runs import check_run_dir, clean_temporaries, hold_run_dir, on_interrupt
 from nasforge.report import write_report
@@ -56,12 +57,19 @@ class SearchConfig(BackendOptions):
     RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = ("budget", "workers", "final_epochs", "backend", "ray_address",
                                                     "trial_resources", "trial_timeout")
 
-    space: str = DEFAULT_SPACE
+    #: "" (not given): the task's default space (mobilenet; segmentation: lattice; detection: nasfpn)
+    space: str = ""
     space_options: dict[str, Any] = field(default_factory=dict)
     strategy: str = "evolution"
     strategy_options: dict[str, Any] = field(default_factory=dict)
     estimator: str = "train"
-    dataset: str = "digits"
+    #: classification | segmentation | detection (``TASKS``); the space must serve it (``SearchSpace.tasks``)
+    task: str = "classification"
+    #: "" (not given): the task's built-in default (digits for classification, the multi-scale canvases otherwise)
+    dataset: str = ""
+    #: options of a dense dataset (multiscale: canvas, min_size, max_size, max_objects, counts; coco/masks:
+    #: image_size)
+    dataset_options: dict[str, Any] = field(default_factory=dict)
     data_dir: str | None = None
     subset: int | None = None
     device: str | None = "stm32f746"
@@ -84,6 +92,10 @@ class SearchConfig(BackendOptions):
         from nasforge.runner._constraints import canonical_constraints
 
         self.constraints = canonical_constraints(self.constraints)  # stored and printed in canonical keys
+        if not self.space:
+            self.space = _dense.default_space(self.task)
+        if not self.dataset:
+            self.dataset = _dense.default_dataset(self.task)
         if self.minimize:
             from nasforge.runner._objectives import objective_key
 
@@ -100,7 +112,8 @@ class SearchConfig(BackendOptions):
 
         if self.space not in list_spaces():
             raise NasforgeError(f"unknown space {self.space!r}; known: {', '.join(list_spaces())}")
-        if self.dataset not in (*list_datasets(), IN_MEMORY):
+        _dense.check_task_dataset(self.task, self.dataset)  # a known task, and a dataset with its targets
+        if self.task == "classification" and self.dataset not in (*list_datasets(), IN_MEMORY):
             raise NasforgeError(f"unknown dataset {self.dataset!r}; known: {', '.join(list_datasets())}")
         if self.strategy not in list_strategies():
             raise NasforgeError(f"unknown strategy {self.strategy!r}; known: {', '.join(list_strategies())}")
@@ -154,10 +167,11 @@ def space_options(cfg: SearchConfig, native: int) -> dict[str, Any]:
     return dict(cfg.space_options)
 
 
-def fitted_space(name: str, options: dict[str, Any], data_shape: Sequence[int], num_classes: int) -> SearchSpace:
+def fitted_space(name: str, options: dict[str, Any], data_shape: Sequence[int], num_classes: int,
+                 task: str = "classification") -> SearchSpace:
     """The space with the given options, fitted to the data (input channels, classes, resolution) wherever the
-    options leave it open (``SearchSpace.for_data``)."""
-    return get_space(name, **options).for_data(data_shape, num_classes, keep=options)
+    options leave it open, for ``task`` (``SearchSpace.for_data``)."""
+    return get_space(name, **options).for_data(data_shape, num_classes, keep=options, task=task)
 
 
 def device_constraints(device: Any) -> list[str]:
@@ -180,9 +194,16 @@ def prepare(cfg: SearchConfig, resume: bool = False, data: Any = None) -> Prepar
     cfg.validate()
     out = check_run_dir(cfg.out or cfg.default_out(), SearchConfig.JOB, resume=resume)
     device = get_device(cfg.device) if cfg.device else None
-    info = job_info(cfg, data)
+    dense = None
+    if cfg.task != "classification":
+        if data is not None:
+            raise NasforgeError(f"data given from Python is one class per image; task {cfg.task!r} reads masks or "
+                                "boxes from --dataset multiscale, coco or masks")
+        _dense.check_space_serves(cfg.space, cfg.space_options, cfg.task)  # before reading the data
+        dense = _dense.load_data(cfg)  # boxes or masks: read before the space is fitted to them
+    info: Any = job_info(cfg, data) if dense is None else dense
     opts = space_options(cfg, min(info.input_shape[1:]))
-    space = fitted_space(cfg.space, opts, info.input_shape, info.num_classes)
+    space = fitted_space(cfg.space, opts, info.input_shape, info.num_classes, cfg.task)
     cons = [*(device_constraints(device) if device else []), *cfg.constraints]
     latency_fn = None
     if cfg.latency_model:
@@ -197,6 +218,8 @@ def prepare(cfg: SearchConfig, resume: bool = False, data: Any = None) -> Prepar
                             "or `nasforge latency fit --save`)")
     parsed = Constraints.of(cons, cfg.precision, None, latency_fn)
     check_satisfiable(space, parsed, samples=500, seed=cfg.seed)
+    if dense is not None:
+        return Prepared(cfg, space, opts, cons, device, dense, _dense.estimator(space, dense, cfg), out, latency_fn)
     dataset, full = job_data(cfg, space, info, data)
     est = TrainingEstimator(space, dataset, epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
                             lr=cfg.lr, seed=cfg.seed, cost_precision=cfg.precision, channels_last=True)
@@ -304,6 +327,8 @@ def finalize(prep: Prepared, arch_text: str,
     from nasforge.jobs._export import export_onnx
     from nasforge.jobs._owndata import deploy_int8, final_data, preprocessing
 
+    if prep.config.task != "classification":
+        return _dense.finalize(prep, arch_text)
     space, cfg = prep.space, prep.config
     arch = space.parse(arch_text)
     data = final_data(cfg, space, prep.dataset, prep.full_data)  # the search may have run on a subset
@@ -350,12 +375,21 @@ def load_best(run_dir: str | Path) -> tuple[Any, tuple[int, ...]]:
         raise NasforgeError(f"{ckpt_path} does not exist: is {run_dir} a finished `nasforge search` run?")
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     if "data_shape" in ckpt:
-        space = fitted_space(ckpt["space"], ckpt["space_options"], ckpt["data_shape"], ckpt["num_classes"])
+        space = fitted_space(ckpt["space"], ckpt["space_options"], ckpt["data_shape"], ckpt["num_classes"],
+                             ckpt.get("task", "classification"))
     else:  # written before for_data: the options were the resolved ones
         space = get_space(ckpt["space"], **ckpt["space_options"])
     model = space.build(space.parse(ckpt["arch"]), num_classes=ckpt["num_classes"])
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), tuple(ckpt["input_shape"])
+
+
+def ckpt_task(run_dir: str | Path) -> str:
+    """The task a finished run's best model was trained for (classification for runs before tasks)."""
+    import torch
+
+    ckpt = torch.load(Path(run_dir) / BEST_DIR / "model.pt", map_location="cpu", weights_only=True)
+    return str(ckpt.get("task", "classification"))
 
 
 def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, data: Any = None) -> Path:
@@ -371,11 +405,18 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, dat
     model, shape = load_best(run_dir)
     best = Path(run_dir) / BEST_DIR
     # into the run's best/: hold the run's lock (a search still running may be replacing best/)
+    task = ckpt_task(run_dir)
     with hold_run_dir(run_dir) if out is None else contextlib.nullcontext(Path(run_dir)):
         if fmt == "onnx-int8":
+            if task != "classification":
+                raise NasforgeError(f"onnx-int8 export is for classification runs; {run_dir} is a {task} run "
+                                    "(export it as onnx)")
             return _export_int8(Path(run_dir), model, shape, out, data)
         if fmt == "onnx":
             path = Path(out) if out else best / "model.onnx"
+            if task != "classification":
+                _dense.export_dense_onnx(model, shape, path)
+                return path
             export_onnx(model, shape, path, check=True)
             meta = (json.loads((best / SUMMARY).read_text()).get("preprocessing") if (best / SUMMARY).is_file()
                     else None)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nasforge.errors import NasforgeError
+from nasforge.report._dense import dense_parts, metric_label
 from nasforge.report._html import code, config_block, esc, fmt, image, kv_table, page, table, write_html
 
 BEST_DIR = "best"
@@ -72,7 +73,7 @@ def write_search_report(run_dir: str | Path) -> Path:
         limits[c.key] = min(c.limit, limits.get(c.key, c.limit))
     summary_path = run / BEST_DIR / SUMMARY
     best = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-    metric = "validation accuracy" if job.get("estimator", "train") == "train" else "reward"
+    metric = metric_label(job) or ("validation accuracy" if job.get("estimator", "train") == "train" else "reward")
     data = SearchRun(run, job or dict(config), trials, best, limits, metric, front)
     images = [p for plot in PLOTS if (p := plot(data)) is not None]
     return write_html(run / "report.html", page("nasforge search report",
@@ -125,7 +126,7 @@ def _overview(data: SearchRun, images: Sequence[Path]) -> str:
     best = data.best
     if best:
         cards = {"architecture": f"{best.get('space', '')}:{best.get('arch', '')}"}
-        for key in ("val_acc", "test_acc"):
+        for key in ("val_acc", "test_acc", "val_metric", "test_metric"):
             if best.get(key) is not None:
                 cards[key] = best[key]
         int8 = best.get("int8")
@@ -179,6 +180,11 @@ def _best(data: SearchRun, images: Sequence[Path]) -> str:
                      + table(["layer", "op", "in", "out", "params", "MACs", "live bytes"], rows, left=[0, 1])
                      + "</details>")
     return "".join(parts)
+
+
+def _dense(data: SearchRun, images: Sequence[Path]) -> str:
+    """A dense task's metric, per-class figures, predicted canvases and chosen topology (``report._dense``)."""
+    return "".join(dense_parts(data.run, data.best))
 
 
 def _trials(data: SearchRun, images: Sequence[Path]) -> str:
@@ -255,5 +261,5 @@ def _config(data: SearchRun, images: Sequence[Path]) -> str:
     return config_block(data.options)
 
 
-SECTIONS: list[Callable[[SearchRun, Sequence[Path]], str]] = [_overview, _plots, _best, _front, _trials, _failed,
-                                                               _config]
+SECTIONS: list[Callable[[SearchRun, Sequence[Path]], str]] = [_overview, _plots, _best, _dense, _front, _trials,
+                                                               _failed, _config]
