@@ -32,7 +32,7 @@ def search(
         help="folder of the dataset's files (imagefolder: one sub-folder per class; npz: the .npz file)",
         show_default="the dataset's usual place")] = None,
     dataset_option: Annotated[list[str] | None, typer.Option(
-        help="dense dataset option k=v (multiscale: canvas, min_size, max_size, max_objects, counts=[tr,val,test]; "
+        help="dense dataset option k=v (multiscale: canvas, min_size, max_size, max_objects, counts=TRAIN,VAL,TEST; "
              "coco/masks: image_size)", show_default="the dataset's")] = None,
     subset: Annotated[int | None, typer.Option(help="cap the training split at N images",
                                                show_default="all")] = None,
