@@ -47,8 +47,8 @@ def test_every_option_shows_its_default(path: tuple[str, ...]) -> None:
 
 
 def _config_defaults(cls: Any) -> dict[str, Any]:
-    return {f.name: f.default for f in dataclasses.fields(cls)
-            if f.default is not dataclasses.MISSING and f.default is not None}
+    return {f.name: f.default for f in dataclasses.fields(cls)  # "" / None: resolved from other options (the task)
+            if f.default is not dataclasses.MISSING and f.default not in (None, "")}
 
 
 def test_job_defaults_shown_are_the_configs() -> None:

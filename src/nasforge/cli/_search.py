@@ -14,7 +14,8 @@ from nasforge.cli._options import parse_options, progress_bar, stderr_console
 
 @app.command("search")
 def search(
-    space: Annotated[str | None, typer.Option(help="search space name", show_default="mobilenet")] = None,
+    space: Annotated[str | None, typer.Option(
+        help="search space name", show_default="mobilenet; segmentation: lattice; detection: nasfpn")] = None,
     space_option: Annotated[list[str] | None, typer.Option("--space-option", "-o", help="space option k=v",
                                                            show_default="the space's; mobilenet: a small preset")
                             ] = None,
