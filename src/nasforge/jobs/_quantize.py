@@ -10,6 +10,8 @@ microcontroller and accelerator toolchains read, and the same runtime measures i
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import tempfile
@@ -135,7 +137,8 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calibration: np.
     with tempfile.TemporaryDirectory(prefix="nasforge-int8-") as d:
         pre = os.path.join(d, "pre.onnx")
         quant_pre_process(str(fp32_path), pre, skip_symbolic_shape=True)  # shapes + graph clean-up (BN folded)
-        with atomic_path(Path(int8_path)) as tmp:
+        # onnxruntime's calibrator prints a progress line to stdout, which would break `--json`: keep it out
+        with atomic_path(Path(int8_path)) as tmp, contextlib.redirect_stdout(io.StringIO()):
             quantize_static(pre, str(tmp), _Calibration(name, calib), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod.Percentile,
