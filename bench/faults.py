@@ -56,7 +56,26 @@ def trial_keys(run: Path) -> list[Any]:
     from nasforge.runner import RunStore
 
     with RunStore.open(run) as store:
-        return [t.key() for t in store.trials()]
+        return [_untimed(t.key()) for t in store.trials()]
+
+
+TIMED = ("seconds", "per_s")
+"""Metrics that measure the machine, not the trial (train_seconds, images_per_s, ...): they differ between any two
+runs, so the comparison leaves them out; everything else of a trial (arch, status, reward, cost, error) must match."""
+
+
+def _untimed(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    out = []
+    for v in key:
+        if isinstance(v, str) and v.startswith("{"):
+            try:
+                d = json.loads(v)
+            except ValueError:
+                d = None
+            if isinstance(d, dict):
+                v = json.dumps({k: x for k, x in d.items() if not any(t in k for t in TIMED)}, sort_keys=True)
+        out.append(v)
+    return tuple(out)
 
 
 def tells(run: Path) -> int:
