@@ -178,8 +178,12 @@ class JobOptions:
                 raise NasforgeError(f"{cls.JOB} option {name} must be a finite number, got {value!r}")
             if name == "seed" and isinstance(value, int) and value < 0:
                 raise NasforgeError(f"{cls.JOB} option seed must be an integer >= 0, got {value!r}")
-            if (name == "lr" or name.endswith("_lr")) and isinstance(value, int | float) and value <= 0:
-                raise NasforgeError(f"{cls.JOB} option {name} must be a learning rate > 0, got {value!r}")
+            # arch_lr 0 is meaningful: the architecture weights stay where they start (an ablation)
+            low_ok = name == "arch_lr"
+            if ((name == "lr" or name.endswith("_lr")) and isinstance(value, int | float)
+                    and (value < 0 or (value == 0 and not low_ok))):
+                raise NasforgeError(f"{cls.JOB} option {name} must be a learning rate {'>= 0' if low_ok else '> 0'}"
+                                    f", got {value!r}")
 
     def validate(self) -> None:
         """Check every option that needs no data; raise ``NasforgeError`` (one line) on the first bad one."""

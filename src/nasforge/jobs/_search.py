@@ -405,8 +405,8 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, dat
     model, shape = load_best(run_dir)
     best = Path(run_dir) / BEST_DIR
     # into the run's best/: hold the run's lock (a search still running may be replacing best/)
-    task = ckpt_task(run_dir)
     with hold_run_dir(run_dir) if out is None else contextlib.nullcontext(Path(run_dir)):
+        task = ckpt_task(run_dir) if fmt.startswith("onnx") else "classification"  # torchscript serves every task
         if fmt == "onnx-int8":
             if task != "classification":
                 raise NasforgeError(f"onnx-int8 export is for classification runs; {run_dir} is a {task} run "

@@ -289,7 +289,8 @@ class _PoolPending:
             except TimeoutError:
                 pass
             except BrokenProcessPool as e:
-                raise WorkerLost(str(e), collateral=self.gen in self.backend.stopped) from e
+                collateral = self.gen in self.backend.stopped or self.backend.bystander(self.token)
+                raise WorkerLost(str(e), collateral=collateral) from e
             except Exception as e:  # the result could not come back (e.g. not picklable): the trial fails
                 return Result.failure(f"the worker could not send the result back: {type(e).__name__}: {e}"), 0.0
             assert timeout is not None
@@ -349,6 +350,21 @@ class ProcessPoolBackend:
                 break
             self._started[int(t)] = (int(pid), float(t0))
         return self._started.get(token)
+
+    def bystander(self, token: int) -> bool:
+        """True when the evaluation ``token`` was not the cause of a broken pool: its worker was alive or ended by
+        the executor's SIGTERM, not killed (SIGKILL, the OOM killer). Known only with a trial timeout (workers report their starts then); otherwise False, so every lost evaluation counts. A worker
+        killed at once may die before its start report is sent: an unknown start counts as lost too."""
+        if self._starts is None or self.pool is None:
+            return False
+        started = self.started(token)
+        if started is None:
+            return False
+        proc = (getattr(self.pool, "_processes", None) or {}).get(started[0])  # the executor has no public handle
+        if proc is None:
+            return False
+        code = proc.exitcode
+        return code is None or code == -signal.SIGTERM
 
     def stop(self, gen: int, pid: int) -> None:
         """Kill the worker ``pid`` of pool generation ``gen`` (an evaluation past its timeout) and restart."""
