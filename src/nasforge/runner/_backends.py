@@ -353,8 +353,9 @@ class ProcessPoolBackend:
 
     def bystander(self, token: int) -> bool:
         """True when the evaluation ``token`` was not the cause of a broken pool: its worker was alive or ended by
-        the executor's SIGTERM, not killed (SIGKILL, the OOM killer). Known only with a trial timeout (workers report their starts then); otherwise False, so every lost evaluation counts. A worker
-        killed at once may die before its start report is sent: an unknown start counts as lost too."""
+        the executor's SIGTERM, not killed (SIGKILL, the OOM killer). Known only with a trial timeout (workers
+        report their starts then); otherwise False, so every lost evaluation counts. A worker killed at once may die
+        before its start report is sent: an unknown start counts as lost too."""
         if self._starts is None or self.pool is None:
             return False
         started = self.started(token)
