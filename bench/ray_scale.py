@@ -69,9 +69,6 @@ class TimedBackend:
 
         return P()
 
-    def restart(self) -> None:
-        self.inner.restart()
-
     def close(self) -> None:
         self.inner.close()
 

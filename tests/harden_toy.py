@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 from nasforge.estimators import Result
@@ -53,5 +54,18 @@ class Misbehaves:
             time.sleep(300)
         if arch.choices[0] == self.kill:
             os.kill(os.getpid(), signal.SIGKILL)
+        r = toy_reward(arch.choices)
+        return Result(r, {"acc": r}, {}, 0.1)
+
+
+class Exits:
+    """Calls ``sys.exit(3)`` on archs whose first choice is ``bad``; else the toy reward."""
+
+    def __init__(self, bad: int = 3) -> None:
+        self.bad = bad
+
+    def evaluate(self, arch: Architecture) -> Result:
+        if arch.choices[0] == self.bad:
+            sys.exit(3)
         r = toy_reward(arch.choices)
         return Result(r, {"acc": r}, {}, 0.1)

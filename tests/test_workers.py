@@ -11,14 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harden_toy import Hangs, Misbehaves
+from harden_toy import Exits, GetsKilled, Hangs, Misbehaves
 from nasforge.errors import NasforgeError
 from nasforge.runner import run_search
-from nasforge.runner._backends import die_with_parent
+from nasforge.runner._backends import ProcessPoolBackend, die_with_parent
 from runner_toy import MutateBest, ToySpace
 
 TESTS = Path(__file__).resolve().parent
@@ -77,9 +78,6 @@ def test_bad_trial_timeout_is_one_line() -> None:
             run_search(space, MutateBest(space), Hangs(), 2, trial_timeout=bad)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(strict=False, reason="known race, not yet diagnosed (issue 17 note): in about 1 run of 3 a "
-                   "SIGKILLed trial that shares the pool with a hung one ends failed with another reason than "
-                   "'worker process died'")
 def test_hung_and_killed_workers_with_two_workers(tmp_path: Path) -> None:
     """Two workers: one evaluation hangs past the timeout, another's worker is SIGKILLed (as by the OOM killer);
     both are failed trials with the reason, the evaluations beside them are run again, the search finishes."""
@@ -93,6 +91,35 @@ def test_hung_and_killed_workers_with_two_workers(tmp_path: Path) -> None:
     assert all(t.status == "failed" and "worker process died" in (t.error or "") for t in by_first[2])
     assert all(t.status == "ok" for t in by_first[0] + by_first[1])
     assert sum(t.status != "infeasible" for t in res.trials) == 10
+
+
+def test_a_killed_worker_fails_only_its_own_evaluation_without_a_timeout() -> None:
+    """The backend knows whose worker died (shared memory, not a guess): with 2 workers and no timeout, every
+    evaluation of an arch that kills its worker fails with the signal, every other one (some were in flight beside
+    it and ran again in a fresh pool) is ok."""
+    space = ToySpace()
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(40)]
+    backend = ProcessPoolBackend(GetsKilled(bad=2), workers=2, threads=1)
+    try:
+        pending = [backend.submit(a) for a in archs]
+        results = [p.result()[0] for p in pending]
+    finally:
+        backend.close()
+    killers = [r for a, r in zip(archs, results, strict=True) if a.choices[0] == 2]
+    assert killers and all(r.status == "failed" and "worker process died (signal SIGKILL" in (r.error or "")
+                           for r in killers)
+    others = [r for a, r in zip(archs, results, strict=True) if a.choices[0] != 2]
+    assert others and all(r.status == "ok" for r in others), [r.error for r in others if r.status != "ok"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_estimator_calling_exit_fails_the_trial_not_the_search(workers: int) -> None:
+    space = ToySpace()
+    res = run_search(space, MutateBest(space, seed=6), Exits(bad=2), 8, seed=6, workers=workers)
+    bad = [t for t in res.trials if t.choices[0] == 2]
+    assert bad and all(t.status == "failed" and "called exit(3)" in (t.error or "") for t in bad)
+    assert all(t.status == "ok" for t in res.trials if t.choices[0] != 2)
 
 
 def test_workers_die_with_their_parent(tmp_path: Path) -> None:

@@ -4,9 +4,9 @@ A backend takes an architecture and gives back a *pending* evaluation; the loop 
 (``pending.result()`` blocks), so the trials never depend on which backend ran them or how fast. The interface:
 
 - ``submit(arch) -> Pending``: start (or queue) one evaluation; ``Pending.result()`` gives ``(Result, wall_s)``.
-  An estimator that raises or returns nonsense gives a ``failed`` Result, never an exception.
-- ``restart()``: after ``result()`` raised ``WorkerLost`` (a worker died): drop the broken workers; the loop
-  resubmits the evaluations still in flight.
+  An estimator that raises or returns nonsense gives a ``failed`` Result, never an exception; so does an
+  evaluation whose worker died under it (killed, out of memory, crashed), after the retries the backend allows.
+  Lost workers are the backend's business: it runs the other evaluations again itself (the loop never sees it).
 - ``close()``: stop the workers. At the end of a search none is busy; on an error or Ctrl-C the evaluations still
   running are abandoned (their workers are killed: their results would not be recorded anyway).
 
@@ -14,9 +14,10 @@ A backend takes an architecture and gives back a *pending* evaluation; the loop 
 instance or a cluster (``_ray``); ``local`` is inline evaluation for one worker, a
 spawn-safe process pool for more (or for any number when a per-trial timeout is set: only a separate process
 can be stopped in the middle of an evaluation). Pool workers die with the search process (``die_with_parent``),
-ignore Ctrl-C (the search process stops them) and, with a timeout, report when each evaluation starts, so one that
-runs past ``trial_timeout`` seconds is killed and recorded ``failed`` with the reason; the other evaluations in
-flight are resubmitted (``WorkerLost(collateral=True)``).
+ignore Ctrl-C (the search process stops them) and write which evaluation each runs into shared memory: when a
+worker dies its evaluation is recorded ``failed`` (no retry: what the OOM killer stops once it stops again), one
+that runs past ``trial_timeout`` seconds is killed and recorded ``failed`` with the reason, and in both cases the
+other evaluations in flight run again in a fresh pool.
 
 Threads: every evaluation runs with torch's intra-op threads and the BLAS pools set to the CPUs it was given, and
 restores them afterwards (``thread_limit``): the trial's ``cpu`` resource when given, else ``cores // workers``
@@ -34,6 +35,7 @@ import ctypes
 import itertools
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -41,7 +43,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import cache
@@ -64,17 +66,7 @@ INSTALL_RAY = "the ray backend needs Ray: pip install 'nasforge[ray]'"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 WATCHDOG_SECONDS = 1.0  # how often a worker without a parent-death signal checks its parent is alive
 POLL_SECONDS = 0.1  # how often a pending evaluation with a timeout checks its clock
-
-
-class WorkerLost(Exception):
-    """What ``Pending.result()`` raises when the worker running the evaluation died (killed, out of memory).
-
-    ``collateral``: the backend stopped the workers itself (another evaluation ran past its timeout), so this
-    evaluation did nothing wrong and is simply run again."""
-
-    def __init__(self, message: str = "", collateral: bool = False) -> None:
-        super().__init__(message)
-        self.collateral = collateral
+MAX_MOVES = 3  # unexplained pool breaks (no worker died on its own) an evaluation running in them may survive
 
 
 class Pending(Protocol):
@@ -87,8 +79,6 @@ class Backend(Protocol):
     """Runs evaluations: see the module docstring for the contract."""
 
     def submit(self, arch: Architecture) -> Pending: ...
-
-    def restart(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -202,6 +192,8 @@ def evaluate_safely(estimator: Estimator, arch: Architecture, threads: int | Non
     except Exception as e:  # the search goes on; the error text is kept with the trial
         last = traceback.format_exception_only(type(e), e)[-1].strip()
         res = Result.failure(last)
+    except SystemExit as e:  # sys.exit() in an estimator ends the evaluation, not the search
+        res = Result.failure(f"the estimator called exit({e.code!r})")
     wall = time.perf_counter() - t0
     return valid_result(res, wall), wall
 
@@ -226,26 +218,39 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 _WORKER_ESTIMATOR: Estimator | None = None
-_WORKER_STARTS: Any = None  # a queue of (token, pid, start time) when the search has a per-trial timeout
+_WORKER_SLOTS: Any = None  # this worker's view of the pool's shared slots (see ``_Slots``)
+_WORKER_SLOT = -1
 _WORKER_THREADS: int | None = None
+_SLOT = 3  # doubles per worker: pid, the token it is evaluating (-1: idle), when it began
 
 
-def _init_worker(estimator: Estimator, parent_pid: int | None = None, starts: Any = None,
+def _init_worker(estimator: Estimator, parent_pid: int | None = None, slots: Any = None, claimed: Any = None,
                  threads: int | None = None) -> None:
-    global _WORKER_ESTIMATOR, _WORKER_STARTS, _WORKER_THREADS
+    global _WORKER_ESTIMATOR, _WORKER_SLOTS, _WORKER_SLOT, _WORKER_THREADS
     _WORKER_THREADS = threads
     if parent_pid is not None:
         die_with_parent(parent_pid)
     with contextlib.suppress(ValueError):  # Ctrl-C reaches the whole process group: the search process decides
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _WORKER_ESTIMATOR, _WORKER_STARTS = estimator, starts
+    if slots is not None and claimed is not None:
+        with claimed.get_lock():
+            _WORKER_SLOT, claimed.value = claimed.value, claimed.value + 1
+        _WORKER_SLOTS = slots
+        slots[_SLOT * _WORKER_SLOT], slots[_SLOT * _WORKER_SLOT + 1] = os.getpid(), -1
+    _WORKER_ESTIMATOR = estimator
 
 
 def _evaluate_in_worker(arch: Architecture, token: int = -1) -> tuple[Result, float]:
     assert _WORKER_ESTIMATOR is not None
-    if _WORKER_STARTS is not None:
-        _WORKER_STARTS.put((token, os.getpid(), time.time()))
-    return evaluate_safely(_WORKER_ESTIMATOR, arch, _WORKER_THREADS)
+    slots, at = _WORKER_SLOTS, _SLOT * _WORKER_SLOT
+    if slots is not None:  # shared memory: the search process sees it at once, even if this process is killed next
+        slots[at + 2] = time.time()
+        slots[at + 1] = token
+    try:
+        return evaluate_safely(_WORKER_ESTIMATOR, arch, _WORKER_THREADS)
+    finally:
+        if slots is not None:
+            slots[at + 1] = -1
 
 
 # -- the local backends ----------------------------------------------------------------------------------------
@@ -268,44 +273,61 @@ class InlineBackend:
     def submit(self, arch: Architecture) -> Pending:
         return _Inline(self.estimator, arch, self.threads)
 
-    def restart(self) -> None:
-        pass
-
     def close(self) -> None:
         pass
 
 
 class _PoolPending:
-    """A pool future: a broken pool reads as ``WorkerLost``; with a timeout, one running too long is stopped."""
+    """One evaluation in the pool; the backend moves it to a fresh pool (new ``fut``, ``token``, ``gen``) when the
+    pool breaks under it, or settles it (``outcome``) when its own worker died."""
 
-    def __init__(self, backend: ProcessPoolBackend, fut: Future[tuple[Result, float]], token: int, gen: int) -> None:
-        self.backend, self.fut, self.token, self.gen = backend, fut, token, gen
+    def __init__(self, backend: ProcessPoolBackend, arch: Architecture) -> None:
+        self.backend, self.arch = backend, arch
+        self.fut: Future[tuple[Result, float]] | None = None
+        self.token, self.gen, self.moves = -1, 0, 0
+        self.outcome: tuple[Result, float] | None = None
 
     def result(self) -> tuple[Result, float]:
-        timeout = self.backend.trial_timeout
-        while True:
+        try:
+            return self._wait()
+        finally:
+            self.backend.live.pop(id(self), None)
+
+    def _wait(self) -> tuple[Result, float]:
+        backend, timeout = self.backend, self.backend.trial_timeout
+        while self.outcome is None:
+            assert self.fut is not None
             try:
                 return self.fut.result(timeout=None if timeout is None else POLL_SECONDS)
             except TimeoutError:
                 pass
-            except BrokenProcessPool as e:
-                collateral = self.gen in self.backend.stopped or self.backend.bystander(self.token)
-                raise WorkerLost(str(e), collateral=collateral) from e
+            except (BrokenProcessPool, CancelledError) as e:  # a worker died: the backend decides whose fault
+                fut = self.fut
+                backend.recover(self.gen)
+                if self.fut is fut and self.outcome is None:  # not moved (the pool is gone): never wait forever
+                    return Result.failure(f"worker process died ({type(e).__name__})"), 0.0
+                continue
             except Exception as e:  # the result could not come back (e.g. not picklable): the trial fails
                 return Result.failure(f"the worker could not send the result back: {type(e).__name__}: {e}"), 0.0
             assert timeout is not None
-            started = self.backend.started(self.token)
+            started = backend.started(self.gen, self.token)
             if started is not None and time.time() - started[1] > timeout:
                 seconds = time.time() - started[1]
-                self.backend.stop(self.gen, started[0])
+                backend.live.pop(id(self), None)
+                backend.stop(self.gen, started[0])
                 return Result.failure(f"timed out after {timeout:g} s (trial timeout)", seconds=seconds), seconds
+        return self.outcome
 
 
 class ProcessPoolBackend:
     """``workers`` spawned processes, each holding the (pickled) estimator; started at the first submit.
 
+    Each worker writes its pid and the evaluation it runs into shared memory, so when the pool breaks (a worker
+    killed: SIGKILL, the OOM killer, a crash) the backend knows exactly whose worker died: that evaluation is
+    recorded failed with the signal, and the others in flight, which did nothing wrong, run again in a fresh pool.
     ``trial_timeout`` (seconds, or None): an evaluation running longer is stopped (its worker killed, the pool
-    restarted) and recorded failed; the clock starts when a worker begins it, not at submit."""
+    restarted, the others run again) and recorded failed; the clock starts when a worker begins it, not at submit.
+    """
 
     def __init__(self, estimator: Estimator, workers: int, trial_timeout: float | None = None,
                  threads: int | None = None) -> None:
@@ -314,83 +336,123 @@ class ProcessPoolBackend:
         self.trial_timeout = trial_timeout
         self.threads = threads
         self.pool: ProcessPoolExecutor | None = None
-        self.stopped: set[int] = set()  # pool generations the backend stopped on purpose
+        self.live: dict[int, _PoolPending] = {}  # evaluations whose result has not been taken yet
         self._gen = 0
         self._tokens = itertools.count()
-        self._starts: Any = None
-        self._started: dict[int, tuple[int, float]] = {}
-        self._futures: list[Future[tuple[Result, float]]] = []
+        self._slots: Any = None
+        self._stopped: set[int] = set()  # pids the backend killed itself (timeouts): not a fault of theirs
 
     def _pool(self) -> ProcessPoolExecutor:
         if self.pool is None:
             ctx = multiprocessing.get_context("spawn")
-            self._starts = ctx.Queue() if self.trial_timeout is not None else None
-            self._started = {}
+            self._slots = ctx.Array("d", [-1.0] * (_SLOT * self.workers), lock=False)
+            claimed = ctx.Value("i", 0)
             self._gen += 1
             self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                            initargs=(self.estimator, os.getpid(), self._starts, self.threads))
+                                            initargs=(self.estimator, os.getpid(), self._slots, claimed,
+                                                      self.threads))
         return self.pool
 
     def submit(self, arch: Architecture) -> Pending:
-        token = next(self._tokens)
+        p = _PoolPending(self, arch)
+        self._start(p)
+        self.live[id(p)] = p
+        return p
+
+    def _start(self, p: _PoolPending) -> None:
+        p.token = next(self._tokens)
         try:
-            fut = self._pool().submit(_evaluate_in_worker, arch, token)
-        except BrokenProcessPool:  # a worker died since the last result: a fresh pool (the loop resubmits the rest)
-            self.restart()
-            fut = self._pool().submit(_evaluate_in_worker, arch, token)
-        self._futures = [f for f in self._futures if not f.done()] + [fut]
-        return _PoolPending(self, fut, token, self._gen)
+            p.fut = self._pool().submit(_evaluate_in_worker, p.arch, p.token)
+        except BrokenProcessPool:  # a worker died since the last result
+            self.recover(self._gen)
+            p.fut = self._pool().submit(_evaluate_in_worker, p.arch, p.token)
+        p.gen = self._gen
 
-    def started(self, token: int) -> tuple[int, float] | None:
-        """(worker pid, start time) of the evaluation ``token`` once a worker has begun it."""
-        while self._starts is not None:
-            try:
-                t, pid, t0 = self._starts.get_nowait()
-            except Exception:  # queue.Empty, or a queue closed by a restart
-                break
-            self._started[int(t)] = (int(pid), float(t0))
-        return self._started.get(token)
+    def _running(self) -> dict[int, tuple[int, float]]:
+        """token -> (worker pid, start time) of the evaluations the current pool's workers are running."""
+        out: dict[int, tuple[int, float]] = {}
+        s = self._slots
+        for i in range(0, 0 if s is None else len(s), _SLOT):
+            pid, token, t0 = s[i], s[i + 1], s[i + 2]
+            if pid > 0 and token >= 0:
+                out[int(token)] = (int(pid), float(t0))
+        return out
 
-    def bystander(self, token: int) -> bool:
-        """True when the evaluation ``token`` was not the cause of a broken pool: its worker was alive or ended by
-        the executor's SIGTERM, not killed (SIGKILL, the OOM killer). Known only with a trial timeout (workers
-        report their starts then); otherwise False, so every lost evaluation counts. A worker killed at once may die
-        before its start report is sent: an unknown start counts as lost too."""
-        if self._starts is None or self.pool is None:
-            return False
-        started = self.started(token)
-        if started is None:
-            return False
-        proc = (getattr(self.pool, "_processes", None) or {}).get(started[0])  # the executor has no public handle
-        if proc is None:
-            return False
-        code = proc.exitcode
-        return code is None or code == -signal.SIGTERM
+    def started(self, gen: int, token: int) -> tuple[int, float] | None:
+        """(worker pid, start time) of the evaluation ``token`` while a worker of the current pool runs it."""
+        return self._running().get(token) if gen == self._gen else None
+
+    def _died(self) -> dict[int, int]:
+        """token -> exit code of the evaluations whose worker died on its own (not stopped by the executor's
+        SIGTERM nor by this backend): those evaluations are the cause of the broken pool."""
+        procs = getattr(self.pool, "_processes", None) or {}  # the executor has no public handle
+        out: dict[int, int] = {}
+        for token, (pid, _) in self._running().items():
+            proc = procs.get(pid)
+            if proc is None or pid in self._stopped:
+                continue
+            code = proc.exitcode
+            if code is None and multiprocessing.connection.wait([proc.sentinel], 0):
+                deadline = time.monotonic() + 1.0  # dead; another thread is reaping it right now
+                while code is None and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    code = proc.exitcode
+            if code is not None and code != -signal.SIGTERM:
+                out[token] = code
+        return out
+
+    def recover(self, gen: int) -> None:
+        """The pool of generation ``gen`` broke (or was stopped): settle the evaluations whose worker died, and
+        move every other one still in flight to a fresh pool. Idempotent: a later call for ``gen`` does nothing."""
+        if gen != self._gen or self.pool is None:
+            return
+        died, running = self._died(), self._running()
+        explained = bool(died or self._stopped)  # a worker died on its own, or the backend stopped one
+        self.restart()
+        for p in list(self.live.values()):
+            if p.gen != gen or p.outcome is not None:
+                continue
+            fut = p.fut
+            if (fut is not None and fut.done() and not fut.cancelled()
+                    and not isinstance(fut.exception(), BrokenProcessPool)):
+                continue  # its result came back before the pool broke
+            if p.token in died:
+                p.outcome = Result.failure(f"worker process died ({_describe_exit(died[p.token])}; killed, out of "
+                                           "memory or crashed)"), 0.0
+            elif not explained and p.token in running and p.moves >= MAX_MOVES:
+                p.outcome = Result.failure(f"worker process died: the pool broke {p.moves + 1} times while it ran "
+                                           "and no worker's exit explains it (stopped by SIGTERM?)"), 0.0
+            else:
+                p.moves += not explained and p.token in running  # the break is unexplained: it may be the cause
+                self._start(p)
 
     def stop(self, gen: int, pid: int) -> None:
-        """Kill the worker ``pid`` of pool generation ``gen`` (an evaluation past its timeout) and restart."""
+        """Kill the worker ``pid`` of pool generation ``gen`` (an evaluation past its timeout); the others in
+        flight move to a fresh pool."""
         if gen != self._gen:
             return
-        self.stopped.add(gen)
+        self._stopped.add(pid)
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-        self.restart()
+        self.recover(gen)
 
     def restart(self) -> None:
-        """After a worker died: drop the broken pool (the next submit makes a new one)."""
+        """Drop the current pool and its workers (the next submit makes a new one)."""
         if self.pool is not None:
             self._kill(self.pool)
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = None
+            self._stopped.clear()
 
     def close(self) -> None:
         """Stop the workers; evaluations still running (after an error or Ctrl-C) are abandoned, not awaited."""
         if self.pool is not None:
-            busy = any(not f.done() for f in self._futures)
+            busy = any(p.fut is not None and not p.fut.done() for p in self.live.values())
             if busy:
                 self._kill(self.pool)
             self.pool.shutdown(wait=not busy, cancel_futures=True)
             self.pool = None
+        self.live.clear()
 
     @staticmethod
     def _kill(pool: ProcessPoolExecutor) -> None:
@@ -401,6 +463,15 @@ class ProcessPoolBackend:
         for p in procs:
             with contextlib.suppress(OSError, ValueError, AttributeError, AssertionError):
                 p.join(2.0)
+
+
+def _describe_exit(code: int) -> str:
+    """``signal SIGKILL`` for a negative exit code, ``exit code N`` otherwise."""
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"signal {signal.Signals(-code).name}"
+        return f"signal {-code}"
+    return f"exit code {code}"
 
 
 def check_backend(backend: str, ray_address: str | None = None) -> None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from nasforge import __version__
 from nasforge.errors import NasforgeError
 from nasforge.estimators import Estimator, Result
-from nasforge.runner._backends import Backend, Pending, TrialResources, WorkerLost, make_backend
+from nasforge.runner._backends import Backend, Pending, TrialResources, make_backend
 from nasforge.runner._constraints import ALIASES, Constraint, Constraints, LatencyFn, pareto_front, parse_constraints
 from nasforge.runner._objectives import Objectives
 from nasforge.runner._store import RunStore, Trial
@@ -231,7 +231,6 @@ class _Loop:
         self.best: Trial | None = None
         self._last_snapshot = time.monotonic()
         self.backend: Backend | None = None  # where evaluations run (run_search makes it)
-        self._lost: dict[int, int] = {}  # trial -> times its worker died under it
 
     # replay ------------------------------------------------------------------------------------------
     def replay(self) -> list[int]:
@@ -282,18 +281,7 @@ class _Loop:
                         stopped = "max_trials"
                     break
                 number, pending = inflight.popleft()
-                try:
-                    res, wall = pending.result()
-                except WorkerLost as e:
-                    backend.restart()
-                    # a broken pool fails every evaluation in it: run this one again unless its worker died under
-                    # it before (then it is likely the cause: killed, out of memory); the others run again
-                    strikes = self._lost[number] = self._lost.get(number, 0) + (0 if e.collateral else 1)
-                    again = [number] if strikes < 2 else []
-                    inflight = deque((n, backend.submit(self.archs[n])) for n in [*again, *(n for n, _ in inflight)])
-                    if again:
-                        continue
-                    res, wall = Result.failure("worker process died (killed or out of memory)"), 0.0
+                res, wall = pending.result()  # a lost worker is the backend's business: here a failed Result
                 self._tell(number, res, wall)
             if self.store is not None:
                 self.store.save_strategy_state(self._state())

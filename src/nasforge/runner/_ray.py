@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from nasforge.errors import NasforgeError
-from nasforge.runner._backends import INSTALL_RAY, Pending, TrialResources, WorkerLost, evaluate_safely
+from nasforge.runner._backends import INSTALL_RAY, Pending, TrialResources, evaluate_safely
 from nasforge.spaces import Architecture, Result
 
 if TYPE_CHECKING:
@@ -181,8 +181,9 @@ class _RayPending:
                     seconds = time.monotonic() - self.started
                     return Result.failure(f"timed out after {timeout:g} s (trial timeout)", seconds=seconds), seconds
             return ray.get(self.ref)
-        except _lost_errors() as e:
-            raise WorkerLost(_first_line(e)) from e
+        except _lost_errors() as e:  # Ray ran it again max_retries times already: this evaluation kills its worker
+            return Result.failure(f"worker process died after {backend.max_retries} retries (killed, out of memory "
+                                  f"or crashed): {_first_line(e)}"), 0.0
         except ray.exceptions.RayTaskError as e:  # evaluate_safely never raises: the worker cannot run it at all
             raise NasforgeError("Ray workers cannot run the evaluation "
                                 f"({_first_line(e.cause if e.cause is not None else e)}); every node needs nasforge "
@@ -200,6 +201,7 @@ class RayBackend:
                  address: str | None = None, max_retries: int = 3, trial_timeout: float | None = None) -> None:
         self.ray = _ray()
         self.trial_timeout = trial_timeout
+        self.max_retries = max_retries
         self.address = address
         self.workers = workers
         self.resources = resources or TrialResources()
@@ -252,10 +254,6 @@ class RayBackend:
     def _pump(self) -> None:
         while self.queue and len(self.running) < self.workers:
             self.start(self.queue[0])
-
-    def restart(self) -> None:
-        """Ray replaces dead workers itself; the loop resubmits the evaluations in flight, so these go."""
-        self._cancel()
 
     def _cancel(self) -> None:
         self.queue.clear()
