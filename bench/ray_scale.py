@@ -3,9 +3,13 @@
 Parts (each in its own process, since one process holds one Ray connection):
 
 - ``0``: training-bound trials (the ``make run`` setting: digits, the default space, 3 epochs, random strategy
-  so every run trains the same architectures): throughput (trials/s) with 1 and 2 workers, local and Ray, and
-  the old pool behaviour (each of 2 workers with 2 torch threads: ``cpu=2``); then the same under a background
-  load of 2 busy processes. Target: 2 workers >= 1.7x one worker, and never below one worker under load.
+  so every run trains the same architectures): steady-state throughput (trials/s, on a backend warmed by one trial
+  per worker; the warm-up's wall, start-up included, is printed beside it) with 1 and 2 workers, local and Ray, one
+  worker on one core (``cpu=1``) and the old pool behaviour (each of 2 workers with 2 torch threads: ``cpu=2``); then
+  the same under a background load of 2 busy processes (local only unless ``--loaded-ray``: Ray starts its workers
+  at nice 15, ``RAY_worker_niceness``, so beside 2 busy nice-0 processes a Ray trial gets a few % of a core and one
+  setting takes ~15 min). Target: 2 workers >= 1.7x one worker, and never below one worker under load. Also the
+  machine's own ceiling: the same trainings in one bare process vs handed out to two (no runner in between).
 - ``a``: per-trial overhead on trivial trials (an estimator that returns at once), 2 workers: the process pool
   vs Ray tasks, on warm workers (one pool / one Ray worker set for every run), from the difference of two budgets,
   in ms per trial (the driver's ask/tell included: nb201, random, no store).
@@ -82,39 +86,110 @@ def _ray_init(cpus: int) -> None:
 def part0(args: argparse.Namespace) -> dict[str, Any]:
     from nasforge.jobs._search import SearchConfig, prepare
     from nasforge.runner import run_search
+    from nasforge.runner._backends import make_backend
 
     _ray_init(os.cpu_count() or 2)
     tmp = tempfile.mkdtemp()
     prep = prepare(SearchConfig.new({"out": f"{tmp}/x", "subset": args.subset, "strategy": "random"}))
-    setups = [("local w1", 1, "local", None), ("local w2", 2, "local", None), ("local w2 cpu=2 (old pool)", 2,
-              "local", "cpu=2"), ("ray w1", 1, "ray", None), ("ray w2", 2, "ray", None)]
+    # (name, workers, backend, trial resources); "w1" is what `--workers 1` gives (cores // 1 torch threads),
+    # "w1 cpu=1" the same worker on one core (the pure worker-count scaling), "cpu=2" the old pool (2 threads each)
+    setups = [("local w1", 1, "local", None), ("local w1 cpu=1", 1, "local", "cpu=1"), ("local w2", 2, "local", None),
+              ("local w2 cpu=2 (old pool)", 2, "local", "cpu=2"), ("ray w1", 1, "ray", None),
+              ("ray w2", 2, "ray", None)]
 
-    def measure(tag: str) -> dict[str, float]:
+    def measure(tag: str) -> tuple[dict[str, float], dict[str, float]]:
         out: dict[str, float] = {}
+        startup: dict[str, float] = {}
         for name, w, backend, res in setups:
-            if tag == "loaded" and "old" in name:
+            if tag == "loaded" and ("old" in name or "cpu=1" in name or (backend == "ray" and not args.loaded_ray)):
                 continue
-            t0 = time.perf_counter()
-            r = run_search(prep.space, "random", prep.estimator, args.trials, prep.constraints, seed=0, workers=w,
-                           backend=backend, trial_resources=res, precision="int8")
-            wall = time.perf_counter() - t0
+            # one backend per setting, warmed by `w` trials first: the timed run is the steady state (workers
+            # started, estimator and data shipped); the warm-up's wall is reported beside it as start-up
+            inner = make_backend(prep.estimator, w, backend=backend, resources=res)
+            inner.close, close = (lambda: None), inner.close  # type: ignore[method-assign]
+            try:
+                t0 = time.perf_counter()
+                run_search(prep.space, "random", prep.estimator, w, prep.constraints, seed=1, workers=w,
+                           backend=inner, precision="int8")
+                startup[name] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                r = run_search(prep.space, "random", prep.estimator, args.trials, prep.constraints, seed=0,
+                               workers=w, backend=inner, precision="int8")
+                wall = time.perf_counter() - t0
+            finally:
+                close()
             out[name] = args.trials / wall
-            print(f"  [{tag}] {name}: {args.trials} trials in {wall:.1f} s = {out[name]:.3f} trials/s "
+            print(f"  [{tag}] {name}: {args.trials} trials in {wall:.1f} s = {out[name]:.3f} trials/s; warm-up "
+                  f"({w} trials, start-up included) {startup[name]:.1f} s "
                   f"(rewards {[round(t.reward or 0, 3) for t in r.trials][:4]}...)", flush=True)
-        return out
+        return out, startup
 
-    quiet = measure("as is")
+    quiet, quiet_start = measure("as is")
+    asked = run_search(prep.space, "random", prep.estimator, args.trials, prep.constraints, seed=0, workers=1,
+                       backend=_NoEval(), precision="int8").trials
+    ceiling = _ceiling(prep.estimator, [prep.space.parse(t.arch) for t in asked])
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:
-        loaded = measure("loaded")
+        loaded, loaded_start = measure("loaded")
     finally:
         for p in busy:
             p.kill()
-    ratios = {f"{k} / {w1}": v / quiet[w1] for w1 in ("local w1", "ray w1")
-              for k, v in quiet.items() if k.startswith(w1.split()[0]) and k != w1}
+    ratios = {f"{k} / {w1}": v / quiet[w1] for w1 in ("local w1", "local w1 cpu=1", "ray w1")
+              for k, v in quiet.items() if k.startswith(w1.split()[0]) and " w2" in k}
     ratios.update({f"loaded {k} / loaded {w1}": loaded[k] / loaded[w1] for w1 in ("local w1", "ray w1")
                    for k in loaded if k.startswith(w1.split()[0]) and k != w1})
-    return {"trials_per_s": quiet, "loaded_trials_per_s": loaded, "ratios": ratios}
+    ratios["machine ceiling: 2 bare processes / 1"] = ceiling
+    for k, v in ratios.items():
+        print(f"  {k}: {v:.2f}x", flush=True)
+    return {"trials_per_s": quiet, "loaded_trials_per_s": loaded, "ratios": ratios,
+            "warm_up_s": quiet_start, "loaded_warm_up_s": loaded_start}
+
+
+class _NoEval:
+    """A backend that evaluates nothing (reward 0 at once): gives the architectures a seed asks, untrained."""
+
+    def submit(self, arch: Architecture) -> Any:
+        class P:
+            def result(self) -> tuple[Result, float]:
+                return Result(0.0, {}, {}, 0.0), 0.0
+
+        return P()
+
+    def close(self) -> None:
+        pass
+
+
+def _train_all(estimator: Any, archs: list[Architecture]) -> float:
+    from nasforge.runner._backends import evaluate_safely
+
+    t0 = time.perf_counter()
+    for a in archs:
+        evaluate_safely(estimator, a, 1)
+    return time.perf_counter() - t0
+
+
+def _ceiling(estimator: Any, archs: list[Architecture]) -> float:
+    """The machine's own 2-process scaling, no runner in between: the same trainings (1 thread each) in one
+    process, then handed out one at a time to 2 processes (both warmed by one training first); wall ratio."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=ctx) as one:
+        one.submit(_train_all, estimator, archs[:1]).result()
+        t0 = time.perf_counter()
+        one.submit(_train_all, estimator, archs).result()
+        serial = time.perf_counter() - t0
+    with ProcessPoolExecutor(2, mp_context=ctx) as two:
+        for f in [two.submit(_train_all, estimator, archs[:1]) for _ in range(2)]:
+            f.result()
+        t0 = time.perf_counter()
+        for f in [two.submit(_train_all, estimator, [a]) for a in archs]:  # one at a time, as a pool hands them out
+            f.result()
+        both = time.perf_counter() - t0
+    print(f"  machine ceiling: {len(archs)} trainings in one process {serial:.1f} s, split over two "
+          f"{both:.1f} s = {serial / both:.2f}x", flush=True)
+    return serial / both
 
 
 def part_a(args: argparse.Namespace) -> dict[str, Any]:
@@ -195,6 +270,8 @@ def main() -> None:
     ap.add_argument("--part", help=argparse.SUPPRESS)
     ap.add_argument("--trials", type=int, default=6, help="part 0: trials per setting")
     ap.add_argument("--subset", type=int, default=None, help="part 0: cap the training split")
+    ap.add_argument("--loaded-ray", action="store_true",
+                    help="part 0: the Ray settings under load too (slow: Ray runs its workers at nice 15)")
     ap.add_argument("--small", type=int, default=20, help="part a: the smaller budget")
     ap.add_argument("--large", type=int, default=220, help="part a: the larger budget")
     ap.add_argument("--inflight", type=int, default=64, help="parts b/c: logical CPUs = trials in flight")

@@ -33,8 +33,6 @@ def profile(obj: Any, input_shape: Sequence[int] | Any | None = None, precision:
       given; space options at their defaults), per-layer rows from its network spec, no torch; with
       ``trace=True`` (or a space without specs) the rows are traced from ``build(arch)``.
     """
-    from nasforge.spaces import Architecture
-
     input_shape = per_sample_shape(input_shape)
 
     if isinstance(obj, str) and ":" not in obj:
@@ -42,6 +40,8 @@ def profile(obj: Any, input_shape: Sequence[int] | Any | None = None, precision:
 
         spec = zoo.create(obj, 1000, _resolution(input_shape) or 224)
         return spec.cost(precision, layers=True)
+    from nasforge.spaces import Architecture  # here, not above: a zoo name needs no space (nor numpy)
+
     if isinstance(obj, str | Architecture):
         return _profile_arch(obj, _resolution(input_shape), precision, trace)
     return profile_module(obj, input_shape, precision)

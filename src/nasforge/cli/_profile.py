@@ -28,12 +28,13 @@ def _check_resolution(resolution: int | None) -> None:
 
 def _cost(model: str, resolution: int | None, precision: str, traced: bool) -> tuple[Cost, int]:
     from nasforge import profile, zoo
-    from nasforge.spaces import list_spaces
 
     if ":" in model:
         c = profile(model, None if resolution is None else (resolution,), precision, trace=traced)
         return c, int(c.input_shape[-1])
     if model not in zoo.list_models():
+        from nasforge.spaces import list_spaces
+
         raise NasforgeError(f"unknown model {model!r}; known: {', '.join(zoo.list_models())}; "
                             f"or SPACE:ARCH with SPACE one of {', '.join(list_spaces())}")
     r = 224 if resolution is None else resolution

@@ -1,4 +1,6 @@
-"""Search spaces: the ``SearchSpace`` contract, ``Architecture`` values, their ``Result``, the registry."""
+"""Search spaces: the ``SearchSpace`` contract, ``Architecture`` values, their ``Result``, the registry.
+
+The built-in spaces (one module each) are imported when ``get_space`` first asks for them."""
 
 from __future__ import annotations
 
@@ -25,12 +27,3 @@ __all__ = [
     "list_spaces",
     "register_space",
 ]
-
-# Spaces register themselves when imported (one import line per space module).
-from nasforge.spaces import config as _config  # noqa: F401
-from nasforge.spaces import darts as _darts  # noqa: F401
-from nasforge.spaces import lattice as _lattice  # noqa: F401
-from nasforge.spaces import mobilenet as _mobilenet  # noqa: F401
-from nasforge.spaces import nasfpn as _nasfpn  # noqa: F401
-from nasforge.spaces import nasnet as _nasnet  # noqa: F401
-from nasforge.spaces import nb201 as _nb201  # noqa: F401

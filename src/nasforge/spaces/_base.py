@@ -8,6 +8,7 @@ space name plus the canonical choice tuple (choices of inactive decisions are 0)
 
 from __future__ import annotations
 
+import importlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
@@ -277,6 +278,10 @@ def check_int(space: str, name: str, value: Any, low: int, high: int | None = No
 
 SpaceFactory = Callable[..., SearchSpace]
 _SPACES: dict[str, SpaceFactory] = {}
+# The built-in spaces, imported on first use (each module registers itself), so a command that needs one space
+# does not pay for the tables of all of them.
+_BUILTIN = {name: f"nasforge.spaces.{name}" for name in
+            ("config", "darts", "lattice", "mobilenet", "nasfpn", "nasnet", "nb201")}
 
 
 def register_space(name: str) -> Callable[[SpaceFactory], SpaceFactory]:
@@ -290,11 +295,14 @@ def register_space(name: str) -> Callable[[SpaceFactory], SpaceFactory]:
 
 
 def list_spaces() -> list[str]:
-    return sorted(_SPACES)
+    """The registry names: the built-in spaces and those registered with ``register_space``."""
+    return sorted(_SPACES.keys() | _BUILTIN.keys())
 
 
 def get_space(name: str, **options: Any) -> SearchSpace:
     """A space by registry name; unknown names and bad options raise ``NasforgeError``."""
+    if name not in _SPACES and name in _BUILTIN:
+        importlib.import_module(_BUILTIN[name])
     factory = _SPACES.get(name)
     if factory is None:
         raise NasforgeError(f"unknown space {name!r}; known: {', '.join(list_spaces())}")
