@@ -18,7 +18,8 @@ Parts (each in its own process, since one process holds one Ray connection):
   >= 0.95) and the driver's time per trial outside waiting (ask + constraints + tell + store).
 - ``c``: the same at 256 in flight (``--inflight 256``).
 
-    .venv/bin/python bench/ray_scale.py --parts 0,a,b [--trials 6] [--subset 512] [--inflight 64]
+    .venv/bin/python bench/ray_scale.py --parts 0,a,b [--trials 8] [--subset 512] [--inflight 64]
+    RAY_worker_niceness=0 .venv/bin/python bench/ray_scale.py --parts 0 --backends ray --loaded-only --loaded-ray
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def part0(args: argparse.Namespace) -> dict[str, Any]:
         out: dict[str, float] = {}
         startup: dict[str, float] = {}
         for name, w, backend, res in setups:
-            if tag == "loaded" and ("old" in name or "cpu=1" in name or (backend == "ray" and not args.loaded_ray)):
+            if backend not in args.backends.split(",") or (tag == "loaded" and (
+                    "old" in name or "cpu=1" in name or (backend == "ray" and not args.loaded_ray))):
                 continue
             # one backend per setting, warmed by `w` trials first: the timed run is the steady state (workers
             # started, estimator and data shipped); the warm-up's wall is reported beside it as start-up
@@ -124,21 +126,25 @@ def part0(args: argparse.Namespace) -> dict[str, Any]:
                   f"(rewards {[round(t.reward or 0, 3) for t in r.trials][:4]}...)", flush=True)
         return out, startup
 
-    quiet, quiet_start = measure("as is")
-    asked = run_search(prep.space, "random", prep.estimator, args.trials, prep.constraints, seed=0, workers=1,
-                       backend=_NoEval(), precision="int8").trials
-    ceiling = _ceiling(prep.estimator, [prep.space.parse(t.arch) for t in asked])
+    quiet: dict[str, float] = {}
+    quiet_start: dict[str, float] = {}
+    ratios: dict[str, float] = {}
+    if not args.loaded_only:
+        quiet, quiet_start = measure("as is")
+        asked = run_search(prep.space, "random", prep.estimator, args.trials, prep.constraints, seed=0, workers=1,
+                           backend=_NoEval(), precision="int8").trials
+        ratios["machine ceiling: 2 bare processes / 1"] = _ceiling(prep.estimator,
+                                                                   [prep.space.parse(t.arch) for t in asked])
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:
         loaded, loaded_start = measure("loaded")
     finally:
         for p in busy:
             p.kill()
-    ratios = {f"{k} / {w1}": v / quiet[w1] for w1 in ("local w1", "local w1 cpu=1", "ray w1")
-              for k, v in quiet.items() if k.startswith(w1.split()[0]) and " w2" in k}
+    ratios.update({f"{k} / {w1}": v / quiet[w1] for w1 in ("local w1", "local w1 cpu=1", "ray w1") if w1 in quiet
+                   for k, v in quiet.items() if k.startswith(w1.split()[0]) and " w2" in k})
     ratios.update({f"loaded {k} / loaded {w1}": loaded[k] / loaded[w1] for w1 in ("local w1", "ray w1")
-                   for k in loaded if k.startswith(w1.split()[0]) and k != w1})
-    ratios["machine ceiling: 2 bare processes / 1"] = ceiling
+                   if w1 in loaded for k in loaded if k.startswith(w1.split()[0]) and k != w1})
     for k, v in ratios.items():
         print(f"  {k}: {v:.2f}x", flush=True)
     return {"trials_per_s": quiet, "loaded_trials_per_s": loaded, "ratios": ratios,
@@ -270,6 +276,8 @@ def main() -> None:
     ap.add_argument("--part", help=argparse.SUPPRESS)
     ap.add_argument("--trials", type=int, default=6, help="part 0: trials per setting")
     ap.add_argument("--subset", type=int, default=None, help="part 0: cap the training split")
+    ap.add_argument("--backends", default="local,ray", help="part 0: the backends to measure")
+    ap.add_argument("--loaded-only", action="store_true", help="part 0: only the phase under load")
     ap.add_argument("--loaded-ray", action="store_true",
                     help="part 0: the Ray settings under load too (slow: Ray runs its workers at nice 15)")
     ap.add_argument("--small", type=int, default=20, help="part a: the smaller budget")
