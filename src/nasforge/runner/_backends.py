@@ -218,7 +218,7 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 _WORKER_ESTIMATOR: Estimator | None = None
-_WORKER_SLOTS: Any = None  # this worker's view of the pool's shared slots (see ``_Slots``)
+_WORKER_SLOTS: Any = None  # the pool's shared slots: _SLOT doubles per worker, this one at _WORKER_SLOT
 _WORKER_SLOT = -1
 _WORKER_THREADS: int | None = None
 _SLOT = 3  # doubles per worker: pid, the token it is evaluating (-1: idle), when it began
