@@ -17,6 +17,8 @@ Parts (each in its own process, since one process holds one Ray connection):
   regularized evolution on nb201 with the run store on disk: worker utilisation busy / (64 x wall) (target
   >= 0.95) and the driver's time per trial outside waiting (ask + constraints + tell + store).
 - ``c``: the same at 256 in flight (``--inflight 256``).
+- ``d``: the cost of telling results in ask order: part 0's local 2-worker setting, one warm pool, ``in_flight`` 2
+  vs 3 (a third trial queued so no worker waits for the oldest), alternated ``--reps`` times.
 
     .venv/bin/python bench/ray_scale.py --parts 0,a,b [--trials 8] [--subset 512] [--inflight 64]
     RAY_worker_niceness=0 .venv/bin/python bench/ray_scale.py --parts 0 --backends ray --loaded-only --loaded-ray
@@ -209,6 +211,32 @@ def part_a(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def part_d(args: argparse.Namespace) -> dict[str, Any]:
+    """Does telling in ask order idle a worker? The same warm 2-worker pool and the same trials at ``in_flight`` 2
+    (a finished worker waits while the oldest trial runs) and 3 (a third trial is queued), alternated."""
+    from nasforge.jobs._search import SearchConfig, prepare
+    from nasforge.runner import run_search
+    from nasforge.runner._backends import make_backend
+
+    prep = prepare(SearchConfig.new({"out": f"{tempfile.mkdtemp()}/x", "subset": args.subset, "strategy": "random"}))
+    inner = make_backend(prep.estimator, 2)
+    inner.close, close = (lambda: None), inner.close  # type: ignore[method-assign]
+    walls: dict[int, list[float]] = {2: [], 3: []}
+    try:
+        run_search(prep.space, "random", prep.estimator, 2, prep.constraints, seed=1, workers=2, backend=inner,
+                   precision="int8")  # warm-up
+        for _ in range(args.reps):
+            for depth in walls:
+                t0 = time.perf_counter()
+                run_search(prep.space, "random", prep.estimator, args.trials, prep.constraints, seed=0, workers=2,
+                           backend=inner, precision="int8", in_flight=depth)
+                walls[depth].append(time.perf_counter() - t0)
+                print(f"  in_flight {depth}: {args.trials} trials in {walls[depth][-1]:.1f} s", flush=True)
+    finally:
+        close()
+    return {"trials": args.trials, "walls_s": walls}
+
+
 def part_b(args: argparse.Namespace) -> dict[str, Any]:
     import ray
 
@@ -263,6 +291,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=6, help="part 0: trials per setting")
     ap.add_argument("--subset", type=int, default=None, help="part 0: cap the training split")
     ap.add_argument("--backends", default="local,ray", help="part 0: the backends to measure")
+    ap.add_argument("--reps", type=int, default=2, help="part d: repetitions of each in_flight")
     ap.add_argument("--loaded-only", action="store_true", help="part 0: only the phase under load")
     ap.add_argument("--loaded-ray", action="store_true",
                     help="part 0: the Ray settings under load too (slow: Ray runs its workers at nice 15)")
@@ -273,7 +302,7 @@ def main() -> None:
     ap.add_argument("--sleep", type=float, default=2.0, help="parts b/c: seconds per trial")
     args = ap.parse_args()
     if args.part:
-        fn = {"0": part0, "a": part_a, "b": part_b, "c": part_b}[args.part]
+        fn = {"0": part0, "a": part_a, "b": part_b, "c": part_b, "d": part_d}[args.part]
         if args.part == "c" and args.inflight == 64:
             args.inflight = 256
         print("RESULT " + json.dumps(fn(args)), flush=True)
